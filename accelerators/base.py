@@ -1,0 +1,130 @@
+"""The Accelerator protocol: methods that lower what one candidate evaluation costs.
+
+An accelerator reacts to the trainer's events (:class:`automl.events.Event`): ``match``
+says whether it acts on an event, ``apply`` acts. Each declares an honest ``kind`` - what it
+saves:
+
+- ``wall-clock``: measurably less time on this hardware;
+- ``emulated``: arithmetic a specialised chip would make cheaper, emulated here at no saving
+  (it reports the FLOPs it would save, never a measured speed-up);
+- ``regularizer``: changes what is learned, not what it costs;
+- ``fidelity``: trains on less (data, epochs, resolution) and so ranks candidates cheaper.
+
+Options come from ``name:key=value,...`` and are validated against :attr:`options`.
+Accelerators run in ascending ``order`` (data, then model, then loss, then gradients, then
+arithmetic), ties in the order the user gave; pairs named in ``conflicts`` are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from automl.errors import AutomlError
+from automl.events import Event, TrainState
+
+KINDS = ("wall-clock", "emulated", "regularizer", "fidelity")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its default, its type and the check its value must pass."""
+
+    default: Any
+    help: str
+    check: Callable[[Any], bool] = lambda value: True
+    rule: str = ""
+
+    def parse(self, accelerator: str, key: str, raw: str) -> Any:
+        kind = type(self.default)
+        try:
+            if kind is bool:
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(raw)
+                value: Any = raw.lower() in ("true", "1", "yes")
+            else:
+                value = kind(raw)
+        except ValueError:
+            raise AutomlError(f"accelerator {accelerator!r}: option {key}={raw!r} is not a {kind.__name__}") from None
+        if not self.check(value):
+            raise AutomlError(f"accelerator {accelerator!r}: option {key}={raw} is out of range ({self.rule})")
+        return value
+
+
+class Accelerator:
+    """Base class; subclasses set the class attributes and override ``apply``."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    events: ClassVar[frozenset[Event]] = frozenset()
+    options: ClassVar[dict[str, Option]] = {}
+    conflicts: ClassVar[frozenset[str]] = frozenset()
+    order: ClassVar[int] = 50
+
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(self.options))
+        if unknown:
+            known = ", ".join(self.options) or "none"
+            raise AutomlError(f"accelerator {self.name!r} has no option {unknown[0]!r} (options: {known})")
+        self.values = {key: values.get(key, option.default) for key, option in self.options.items()}
+
+    def match(self, event: Event, state: TrainState) -> bool:
+        return event in self.events
+
+    def apply(self, event: Event, state: TrainState) -> None:
+        """Act on ``event``; read and change ``state``."""
+
+    def report(self) -> dict[str, Any]:
+        """What this accelerator measured during training (densities, FLOPs saved, ...)."""
+        return {}
+
+    def spec(self) -> str:
+        """The ``name:key=value,...`` form of this instance (every option spelled out)."""
+        if not self.values:
+            return self.name
+        return f"{self.name}:" + ",".join(f"{k}={v}" for k, v in self.values.items())
+
+
+def parse_spec(text: str, lookup: Callable[[str], type[Accelerator]]) -> list[Accelerator]:
+    """``"fx16,sparsegrad:sparsity=0.9,keep=2"`` -> configured accelerators in run order.
+
+    A comma-separated token with ``=`` and no ``:`` continues the options of the accelerator
+    before it; any other token starts a new accelerator.
+    """
+    groups: list[tuple[str, list[str]]] = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        if "=" in token and ":" not in token:
+            if not groups:
+                raise AutomlError(f"accelerator option {token!r} comes before any accelerator name")
+            groups[-1][1].append(token)
+        else:
+            name, _, first = token.partition(":")
+            groups.append((name.strip(), [first] if first else []))
+    chosen: list[Accelerator] = []
+    for name, pairs in groups:
+        cls = lookup(name)
+        values: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, raw = pair.partition("=")
+            key = key.strip()
+            if not sep:
+                raise AutomlError(f"accelerator {name!r}: option {pair!r} is not key=value")
+            if key not in cls.options:
+                known = ", ".join(cls.options) or "none"
+                raise AutomlError(f"accelerator {name!r} has no option {key!r} (options: {known})")
+            values[key] = cls.options[key].parse(name, key, raw.strip())
+        chosen.append(cls(**values))
+    names = [a.name for a in chosen]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise AutomlError(f"accelerator {duplicates[0]!r} is named twice")
+    for a in chosen:
+        for b in chosen:
+            if b.name in a.conflicts:
+                raise AutomlError(f"accelerators {a.name!r} and {b.name!r} cannot be combined")
+    return sorted(chosen, key=lambda a: a.order)  # stable: ties keep the user's order

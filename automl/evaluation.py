@@ -1,0 +1,92 @@
+"""The CNN evaluator: genome -> built model -> trained -> accuracy, FLOPs and side facts.
+
+This is the evaluator ``automl search`` uses; the engine accepts any other callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import torch
+
+import accelerators
+from automl.data import Dataset
+from automl.engine import Evaluation, candidate_seed
+from automl.errors import CandidateFailed
+from automl.flops import count_flops, count_params
+from automl.genome import Genome
+from automl.progress import SilentProgress
+from automl.training import TrainConfig, train
+from search_spaces.base import SearchSpace
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class CNNEvaluator:
+    """Trains each genome's model with the shared recipe and reports accuracy and FLOPs."""
+
+    def __init__(self, space: SearchSpace, data: Dataset, config: TrainConfig, seed: int = 0,
+                 accelerate: str | None = None, device: torch.device | str = "cpu",
+                 progress: SilentProgress | None = None) -> None:
+        self.space = space
+        self.data = data
+        self.config = config
+        self.seed = seed
+        self.accelerate = accelerate or ""
+        accelerators.parse(self.accelerate)  # validate once, up front
+        self.device = torch.device(device)
+        self.progress = progress or SilentProgress()
+        self._cost = lru_cache(maxsize=4096)(self._measure_cost)
+
+    def build(self, genome: Genome) -> torch.nn.Module:
+        return self.space.build(genome, self.data.input_shape, self.data.num_classes)
+
+    def cost(self, genome: Genome) -> tuple[int, int]:
+        """(forward FLOPs, params) of a genome's model, without training it."""
+        return self._cost(genome)
+
+    def _measure_cost(self, genome: Genome) -> tuple[int, int]:
+        model = self.build(genome)
+        return count_flops(model, self.data.input_shape), count_params(model)
+
+    def violation(self, max_flops: float | None, max_params: float | None) -> Callable[[Genome], float] | None:
+        """Relative amount by which a genome exceeds the limits (0 when feasible)."""
+        if max_flops is None and max_params is None:
+            return None
+
+        def over(genome: Genome) -> float:
+            flops, params = self.cost(genome)
+            excess = 0.0
+            if max_flops is not None:
+                excess += max(0.0, flops / max_flops - 1.0)
+            if max_params is not None:
+                excess += max(0.0, params / max_params - 1.0)
+            return excess
+
+        return over
+
+    def __call__(self, genome: Genome) -> Evaluation:
+        seed = candidate_seed(self.seed, genome)
+        torch.manual_seed(seed)
+        model = self.build(genome)
+        flops, params = count_flops(model, self.data.input_shape), sum(p.numel() for p in model.parameters())
+        chosen = accelerators.parse(self.accelerate)
+        try:
+            result = train(model, self.data, self.config, seed=seed, accelerators=chosen,
+                           device=self.device, on_epoch=self.progress.epoch_finished)
+        except torch.OutOfMemoryError as error:
+            raise CandidateFailed(f"out of memory: {str(error).splitlines()[0]}") from None
+        attrs = {
+            "flops": flops, "mflops": flops / 1e6, "params": params,
+            "seconds": result.seconds, "eval_seconds": result.eval_seconds, "epochs": result.epochs,
+            "samples_per_s": result.samples_per_s, "train_loss": result.loss, "seed": seed,
+            "accelerators": [a.spec() for a in chosen], "accelerator_reports": result.accelerators,
+            "device": str(self.device),
+        }
+        return Evaluation({"accuracy": result.accuracy, "flops": float(flops)}, attrs,
+                          weights=result.model.state_dict())

@@ -1,0 +1,287 @@
+"""The ``automl`` command line (typer). Thin: it parses, validates, calls the library, prints.
+
+User mistakes print one line on stderr and exit with code 2; Ctrl-C exits with 130 after
+the running trial is marked for retry.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from automl import __version__
+from automl.config import SearchSettings, load_config, merge, parse_amount
+from automl.errors import AutomlError
+
+app = typer.Typer(
+    help="Find the CNN architectures with the best accuracy for their cost (NSGA-II over "
+         "accuracy vs FLOPs, every evaluation an Optuna trial).",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+bench_app = typer.Typer(help="Benchmarks run side by side in one process, reported as ratios.",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+out = Console()
+err = Console(stderr=True)
+D = SearchSettings()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"automl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+                                                 help="Print the version and exit.")) -> None:
+    pass
+
+
+@app.command()
+def search(
+    space: Optional[str] = typer.Option(None, help=f"Search space (see `automl spaces`). (default: {D.space})"),
+    dataset: Optional[str] = typer.Option(None, help="mnist5k (embedded), mnist, fashion-mnist, kmnist, cifar10, "
+                                          f"cifar100, svhn, stl10 or imagefolder:PATH. (default: {D.dataset})"),
+    data_root: Optional[str] = typer.Option(None, help=f"Folder of torchvision datasets. (default: {D.data_root})"),
+    download: Optional[bool] = typer.Option(None, "--download", help="Download a torchvision dataset if missing."),
+    study: Optional[str] = typer.Option(None, help="Study name. (default: SPACE-DATASET-TIMESTAMP)"),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL (sqlite:///..., postgresql://..., "
+                                          "journal:///FILE). (default: sqlite:///studies/STUDY.db)"),
+    population: Optional[int] = typer.Option(None, help=f"NSGA-II population size. (default: {D.population})"),
+    generations: Optional[int] = typer.Option(None, help="Generations (budget = population x generations). "
+                                              f"[default: {D.DEFAULT_GENERATIONS}]"),
+    budget: Optional[int] = typer.Option(None, help="Number of evaluations (instead of --generations)."),
+    epochs: Optional[int] = typer.Option(None, help=f"Training epochs per candidate. (default: {D.epochs})"),
+    batch_size: Optional[int] = typer.Option(None, help=f"Training batch size. (default: {D.batch_size})"),
+    lr: Optional[float] = typer.Option(None, help=f"Peak learning rate (one-cycle). (default: {D.lr})"),
+    seed: Optional[int] = typer.Option(None, help=f"Seed: same seed, same genomes. (default: {D.seed})"),
+    strategy: Optional[str] = typer.Option(None, help="nsga2, random, optuna-nsga2 or optuna-tpe. "
+                                           f"[default: {D.strategy}]"),
+    resume: Optional[bool] = typer.Option(None, "--resume", help="Continue --study after a crash or Ctrl-C; "
+                                          "completed trials are reused, never retrained."),
+    preselect: Optional[int] = typer.Option(None, help="nsga2 proposes this many children per child it "
+                                            "trains and a surrogate picks; 1 = plain Dvolver NSGA-II. "
+                                            f"(default: {D.preselect})"),
+    max_flops: Optional[str] = typer.Option(None, help="Only architectures up to this many forward FLOPs "
+                                            "(e.g. 20M)."),
+    max_params: Optional[str] = typer.Option(None, help="Only architectures up to this many parameters "
+                                             "(e.g. 500k)."),
+    accelerate: Optional[str] = typer.Option(None, help="Accelerators, e.g. fx16,sparsegrad:sparsity=0.9 "
+                                             "(see `automl accelerators`)."),
+    device: Optional[str] = typer.Option(None, help=f"auto, cpu or cuda[:N]. (default: {D.device})"),
+    config: Optional[Path] = typer.Option(None, help="TOML study config; flags override it."),
+    quiet: Optional[bool] = typer.Option(None, "--quiet", "-q", help="No progress bars; print the front only."),
+    as_json: Optional[bool] = typer.Option(None, "--json", help="Print the result as JSON only."),
+) -> None:
+    """Evolve architectures to the Pareto front of validation accuracy vs forward FLOPs."""
+    flags = dict(space=space, dataset=dataset, data_root=data_root, download=download, study=study,
+                 storage=storage, population=population, generations=generations, budget=budget,
+                 epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy, resume=resume,
+                 preselect=preselect,
+                 max_flops=parse_amount(max_flops, "--max-flops") if max_flops is not None else None,
+                 max_params=parse_amount(max_params, "--max-params") if max_params is not None else None,
+                 accelerate=accelerate, device=device, quiet=quiet, json=as_json)
+    file_values = load_config(config) if config is not None else {}
+    settings = merge(file_values, flags)
+    explicit = {k for k, v in flags.items() if v is not None} | set(file_values)
+
+    from automl.progress import RichProgress, SilentProgress
+    from automl.runner import run_search, validate_names
+
+    validate_names(settings)
+    from automl.summary import front_rows, print_front
+
+    progress = SilentProgress() if settings.quiet or settings.json else RichProgress(err)
+    try:
+        result = run_search(settings, explicit, progress)
+    except KeyboardInterrupt:
+        name = settings.study or "STUDY"
+        err.print(f"interrupted; continue with: automl search --study {name} --resume")
+        raise typer.Exit(130) from None
+    store = result.store
+    trained = sum(1 for c in result.candidates if not c.reused)
+    if settings.json:
+        print(json.dumps({"study": store.name, "storage": str(store.study._storage.url)
+                          if hasattr(store.study._storage, "url") else None,
+                          "evaluated": len(result.candidates), "trained": trained,
+                          "failed": sum(1 for c in result.candidates if c.failed),
+                          "front": front_rows(store)}, indent=2, default=str))
+        return
+    print_front(store, out)
+    if not settings.quiet:
+        err.print(f"{len(result.candidates)} evaluations ({trained} trained now). Study {store.name!r}: "
+                  f"`automl pareto --study {store.name}` plots it.")
+
+
+@app.command()
+def pareto(
+    study: Optional[str] = typer.Option(None, help="Study name. (default: the newest study in studies/)"),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
+    png: Optional[Path] = typer.Option(None, help="Where to write the plot. (default: studies/STUDY-pareto.png)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the front as JSON."),
+) -> None:
+    """Print a study's Pareto front and plot all its trials with the front highlighted."""
+    from automl.study import STUDY_DIR, StudyStore
+    from automl.summary import front_rows, plot_front, print_front
+
+    if study is None:
+        if storage is not None:
+            raise AutomlError("with --storage, name the study with --study")
+        databases = sorted(STUDY_DIR.glob("*.db"), key=lambda p: p.stat().st_mtime)
+        if not databases:
+            raise AutomlError("no study in studies/; name one with --study")
+        study = databases[-1].stem
+    store = StudyStore.open(study, storage)
+    path = plot_front(store, png or STUDY_DIR / f"{store.name}-pareto.png")
+    if as_json:
+        print(json.dumps({"study": store.name, "png": str(path), "front": front_rows(store)}, indent=2))
+        return
+    print_front(store, out)
+    err.print(f"plot written to {path}")
+
+
+@app.command()
+def spaces(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List the registered search spaces."""
+    import search_spaces
+
+    rows = [{"name": s.name, "genes": len(s.genes()), "architectures": s.size(), "description": s.description}
+            for s in search_spaces.registry]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="search spaces")
+    for column in ("name", "genes", "architectures", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], str(row["genes"]), f"{row['architectures']:.3g}", row["description"])
+    out.print(table)
+
+
+@app.command(name="accelerators")
+def list_accelerators(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List the registered accelerators: kind, what they do, options and paper."""
+    import accelerators
+
+    rows = [{"name": a.name, "kind": a.kind, "summary": a.summary, "paper": a.paper,
+             "options": {k: o.default for k, o in a.options.items()}} for a in accelerators.registry]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out.print("no accelerators registered")
+        return
+    from rich.table import Table
+
+    table = Table(title="accelerators (kind: what it saves)")
+    for column in ("name", "kind", "summary", "options", "paper"):
+        table.add_column(column)
+    for row in rows:
+        options = ", ".join(f"{k}={v}" for k, v in row["options"].items())
+        table.add_row(row["name"], row["kind"], row["summary"], options, row["paper"])
+    out.print(table)
+
+
+@bench_app.command("trainer")
+def bench_trainer(
+    genome: Optional[str] = typer.Option(None, help="Mobile genome to train. (default: a mid-size one)"),
+    epochs: int = typer.Option(1, min=1, help="Epochs per run."),
+    rounds: int = typer.Option(5, min=1, help="Alternating rounds (ours, bare), after a warm-up."),
+    batch_size: int = typer.Option(64, min=1, help="Batch size."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Our trainer vs a bare PyTorch loop on the same model and data: samples/s ratio and MFU."""
+    from automl.bench import BENCH_GENOME, bench_trainer as run
+
+    def tick(done: int, total: int) -> None:
+        if not as_json:
+            err.print(f"round {done}/{total} done")
+
+    result = run(genome or BENCH_GENOME, epochs=epochs, rounds=rounds, batch_size=batch_size,
+                 device=device, progress=tick)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    out.print(f"trainer {result['ours_samples_per_s']:.0f} samples/s, bare loop "
+              f"{result['bare_samples_per_s']:.0f} samples/s: ratio {result['ratio']:.3f} "
+              f"(target >= {result['target_ratio']}); MFU {result['mfu_ours']:.1%} of "
+              f"{result['matmul_gflops']:.1f} GFLOP/s fp32 matmul on {result['device']}")
+
+
+def _parse_errors() -> tuple[type[BaseException], ...]:
+    """Command-line parsing errors: typer's own (vendored click) and, for older typer, click's."""
+    errors: list[type[BaseException]] = [typer.TyperException] if hasattr(typer, "TyperException") else []
+    try:
+        import click
+
+        errors.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+@bench_app.command("engine")
+def bench_engine(
+    budget: int = typer.Option(150, min=10, help="Evaluations per search."),
+    seeds: int = typer.Option(10, min=1, help="Seeds per strategy and problem."),
+    strategies: str = typer.Option("nsga2,nsga2-plain,random,optuna-nsga2,optuna-tpe",
+                                   help="Comma-separated strategies to compare (nsga2-plain: without "
+                                        "surrogate pre-selection)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Search quality at equal budget on categorical problems (no training): hypervolume
+    of nsga2 vs random search and Optuna's samplers, mean over seeds."""
+    from automl.bench import ENGINE_PROBLEMS, ENGINE_STRATEGIES, bench_engine as run
+
+    chosen = [s.strip() for s in strategies.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in ENGINE_STRATEGIES]
+    if unknown:
+        raise AutomlError(f"unknown strategy {unknown[0]!r} (known: {', '.join(ENGINE_STRATEGIES)})")
+    result = run(budget=budget, seeds=seeds, strategies=chosen, problems=list(ENGINE_PROBLEMS))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"hypervolume at {budget} evaluations, mean +- std over {seeds} seeds")
+    table.add_column("problem")
+    for strategy in chosen:
+        table.add_column(strategy, justify="right")
+    for problem, rows in result["problems"].items():
+        table.add_row(problem, *[f"{rows[s]['hypervolume_mean']:.3f} +- {rows[s]['hypervolume_std']:.3f}"
+                                 for s in chosen])
+    out.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one line and exit code 2 for every user mistake."""
+    try:
+        code = app(args=argv, standalone_mode=False, prog_name="automl")
+    except AutomlError as error:
+        print(f"automl: error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except typer.Exit as error:
+        sys.exit(error.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("automl: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except _parse_errors() as error:
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        print(f"automl: error: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The SearchSpace contract every space implements (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from automl.errors import InvalidGenomeError
+from automl.genome import Genome
+
+
+class SearchSpace:
+    """A finite, categorical space of architectures.
+
+    Subclasses set ``name`` and ``description``, return their genes from :meth:`genes` and
+    build models in :meth:`build`. Sampling, validation, integer encoding (for pymoo) and the
+    default string form are shared here.
+    """
+
+    name: str = ""
+    description: str = ""
+
+    def genes(self) -> dict[str, list[Any]]:
+        """Gene name -> its legal values, in a fixed order."""
+        raise NotImplementedError
+
+    def build(self, genome: Genome, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        """The model for ``genome`` on inputs of shape (C, H, W)."""
+        raise NotImplementedError(f"space {self.name!r} describes genomes but builds no models")
+
+    # -- shared behaviour -------------------------------------------------------------------
+
+    @property
+    def gene_names(self) -> list[str]:
+        return list(self.genes())
+
+    def size(self) -> int:
+        """Number of distinct genomes."""
+        return math.prod(len(choices) for choices in self.genes().values())
+
+    def sample(self, rng: np.random.Generator) -> Genome:
+        """A uniformly random genome."""
+        genes = self.genes()
+        return Genome(self.name, tuple((g, c[int(rng.integers(len(c)))]) for g, c in genes.items()))
+
+    def make(self, values: Mapping[str, Any]) -> Genome:
+        """A validated genome from a gene -> value mapping (all genes required)."""
+        genes = self.genes()
+        missing = [g for g in genes if g not in values]
+        if missing:
+            raise InvalidGenomeError(f"space {self.name!r}: genome misses genes {missing}")
+        genome = Genome.from_dict(self.name, values, list(genes))
+        unknown = sorted(set(values) - set(genes))
+        if unknown:
+            raise InvalidGenomeError(f"space {self.name!r} has no gene {unknown[0]!r}")
+        self.validate(genome)
+        return genome
+
+    def validate(self, genome: Genome) -> None:
+        """Raise a user-facing error naming the first bad gene and value."""
+        genes = self.genes()
+        if genome.space != self.name:
+            raise InvalidGenomeError(f"genome belongs to space {genome.space!r}, not {self.name!r}")
+        for gene, value in genome.genes:
+            if gene not in genes:
+                raise InvalidGenomeError(f"space {self.name!r} has no gene {gene!r}")
+            if value not in genes[gene]:
+                raise InvalidGenomeError(
+                    f"gene {gene!r} cannot be {value!r}; choices are {genes[gene]}"
+                )
+        if [g for g, _ in genome.genes] != list(genes):
+            raise InvalidGenomeError(f"space {self.name!r}: genes must be exactly {list(genes)}")
+
+    def encode(self, genome: Genome) -> np.ndarray:
+        """Genome -> vector of choice indices (pymoo's integer representation)."""
+        genes = self.genes()
+        return np.array([genes[g].index(v) for g, v in genome.genes], dtype=int)
+
+    def decode(self, x: Sequence[int]) -> Genome:
+        """Vector of choice indices -> genome."""
+        genes = self.genes()
+        return Genome(self.name, tuple((g, c[int(i)]) for (g, c), i in zip(genes.items(), x)))
+
+    def format(self, genome: Genome) -> str:
+        """Human-readable canonical string; :meth:`parse` inverts it."""
+        return ",".join(f"{g}={v}" for g, v in genome.genes)
+
+    def parse(self, text: str) -> Genome:
+        """Inverse of :meth:`format`; raises a user-facing error on malformed text."""
+        genes = self.genes()
+        values: dict[str, Any] = {}
+        for part in filter(None, text.split(",")):
+            name, sep, raw = part.partition("=")
+            if not sep:
+                raise InvalidGenomeError(f"genome part {part!r} is not gene=value")
+            name = name.strip()
+            if name not in genes:
+                raise InvalidGenomeError(f"space {self.name!r} has no gene {name!r}")
+            values[name] = self._choice_from_text(name, raw.strip())
+        return self.make(values)
+
+    def _choice_from_text(self, gene: str, raw: str) -> Any:
+        for choice in self.genes()[gene]:
+            if str(choice) == raw:
+                return choice
+        raise InvalidGenomeError(f"gene {gene!r} cannot be {raw!r}; choices are {self.genes()[gene]}")
+
+    def distance(self, a: Genome, b: Genome) -> int:
+        """Number of genes that differ (Hamming distance)."""
+        return sum(va != vb for (_, va), (_, vb) in zip(a.genes, b.genes))
+
+
+class DictSpace(SearchSpace):
+    """A space given as a plain mapping gene -> choices (for the Python API)."""
+
+    def __init__(self, genes: Mapping[str, Sequence[Any]], name: str = "custom") -> None:
+        if not genes:
+            raise InvalidGenomeError("a search space needs at least one gene")
+        for gene, choices in genes.items():
+            if len(choices) == 0:
+                raise InvalidGenomeError(f"gene {gene!r} has no choices")
+            if len(set(map(str, choices))) != len(choices):
+                raise InvalidGenomeError(f"gene {gene!r} has duplicate choices {list(choices)}")
+        self.name = name
+        self._genes = {str(g): list(c) for g, c in genes.items()}
+
+    def genes(self) -> dict[str, list[Any]]:
+        return self._genes

@@ -1,0 +1,44 @@
+"""Shared fixtures: small real data, the smallest mobile genome, a clean working folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+SMALLEST_MOBILE = "stem8-ir_r1_k3_e1_c8-ir_r1_k3_e1_c16-ir_r1_k3_e1_c24-ir_r1_k3_e1_c32-ir_r1_k3_e1_c48-head128"
+
+
+@pytest.fixture(scope="session")
+def mnist5k():
+    from automl.data import load_mnist5k
+
+    return load_mnist5k()
+
+
+@pytest.fixture()
+def small_mnist(mnist5k):
+    """A 1,280/300/300 slice of the embedded data: real digits, seconds to train on."""
+    from automl.data import Dataset, Split
+
+    def head(split: Split, n: int) -> Split:
+        return Split(x=split.x[:n].clone(), y=split.y[:n].clone())
+
+    return Dataset("mnist5k-small", head(mnist5k.train, 1280), head(mnist5k.val, 300), head(mnist5k.test, 300),
+                   mnist5k.input_shape, mnist5k.class_names, mnist5k.mean, mnist5k.std)
+
+
+@pytest.fixture()
+def in_tmp(tmp_path, monkeypatch):
+    """Run in an empty folder, so studies/ is created there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

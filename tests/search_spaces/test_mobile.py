@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+import search_spaces
+from automl.errors import InvalidGenomeError
+from search_spaces.mobile import InvertedResidual, stage_strides
+
+GENOME = "stem16-ir_r1_k3_e1_c16-ir_r2_k3_e6_c24-ir_r2_k5_e6_c32-ir_r3_k3_e6_c64-ir_r1_k7_e3_c96-head256"
+
+
+def test_timm_style_string_round_trips():
+    space = search_spaces.get("mobile")
+    genome = space.parse(GENOME)
+    assert space.format(genome) == GENOME
+    assert genome["s3_kernel"] == 5 and genome["s4_depth"] == 3 and genome["head"] == 256
+
+
+@pytest.mark.parametrize("text, message", [
+    ("stem16-ir_r1_k4_e1_c16-ir_r2_k3_e6_c24-ir_r2_k5_e6_c32-ir_r3_k3_e6_c64-ir_r1_k7_e3_c96-head256", "s1_kernel.*4"),
+    ("stem15-ir_r1_k3_e1_c16-ir_r2_k3_e6_c24-ir_r2_k5_e6_c32-ir_r3_k3_e6_c64-ir_r1_k7_e3_c96-head256", "stem.*15"),
+    ("stem16-ir_r1_k3_e1_c16-head256", "must read"),
+    ("stem16-ir_r1_k3_e1_c16-bogus-ir_r2_k5_e6_c32-ir_r3_k3_e6_c64-ir_r1_k7_e3_c96-head256", "stage 2"),
+])
+def test_parse_errors_name_the_problem(text, message):
+    with pytest.raises(InvalidGenomeError, match=message):
+        search_spaces.get("mobile").parse(text)
+
+
+def test_strides_adapt_to_input_size():
+    assert stage_strides(28, 28) == (1, [1, 2, 2, 2, 1])
+    assert stage_strides(32, 32) == (1, [1, 2, 2, 2, 1])
+    assert stage_strides(96, 96) == (2, [1, 2, 2, 2, 1])
+    assert stage_strides(8, 8)[1].count(2) == 1
+
+
+def test_model_follows_the_genome():
+    space = search_spaces.get("mobile")
+    model = space.build(space.parse(GENOME), (1, 28, 28), 10)
+    assert [len(stage) for stage in model.stages] == [1, 2, 2, 3, 1]
+    block = model.stages[2][0]
+    assert isinstance(block, InvertedResidual)
+    assert block.depthwise[0].kernel_size == (5, 5) and block.depthwise[0].out_channels == 24 * 6
+    assert model.classifier.in_features == 256
+    assert model.stages[1][1].use_residual and not model.stages[1][0].use_residual
+
+
+def test_expansion_one_skips_the_expand_convolution():
+    block = InvertedResidual(8, 8, 1, 1, 3)
+    assert isinstance(block.expand, torch.nn.Identity)

@@ -1,0 +1,137 @@
+"""The command line: user mistakes give one line on stderr and exit code 2, nothing lost."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import cli
+from automl.pareto import DEFAULT_OBJECTIVES
+from automl.study import StudyStore
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(args))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("automl ")
+
+
+def test_help_explains_the_commands(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("search", "pareto", "spaces", "accelerators", "bench"):
+        assert command in out
+    code, out, _ = run(capsys, "search", "--help")
+    assert code == 0 and "--max-flops" in out and "default: mobile" in out
+
+
+def test_spaces_lists_mobile(capsys):
+    code, out, _ = run(capsys, "spaces", "--json")
+    assert code == 0 and json.loads(out)[0]["name"] == "mobile"
+
+
+def test_accelerators_list_is_valid_json(capsys):
+    code, out, _ = run(capsys, "accelerators", "--json")
+    assert code == 0 and isinstance(json.loads(out), list)
+
+
+BAD_INPUT = [
+    (["search", "--space", "nope"], "unknown search space 'nope'"),
+    (["search", "--dataset", "imagenet-22k"], "unknown dataset"),
+    (["search", "--accelerate", "warp9"], "unknown accelerator 'warp9'"),
+    (["search", "--strategy", "hill-climb"], "unknown strategy"),
+    (["search", "--budget", "-3"], "--budget must be at least 1"),
+    (["search", "--budget", "many"], "--budget"),
+    (["search", "--population", "1"], "--population"),
+    (["search", "--epochs", "0"], "--epochs"),
+    (["search", "--budget", "5", "--generations", "2"], "not both"),
+    (["search", "--max-flops", "lots"], "--max-flops"),
+    (["search", "--storage", "nosuchdb://x/y", "--study", "x", "--budget", "1"], "storage"),
+    (["search", "--resume", "--study", "ghost"], "no study"),
+    (["search", "--resume"], "--resume needs --study"),
+    (["search", "--study", "../up"], "study name"),
+    (["search", "--config", "missing.toml"], "does not exist"),
+    (["search", "--device", "tpu"], "unknown device"),
+    (["search", "--no-such-flag"], "no-such-flag"),
+    (["pareto", "--study", "ghost"], "no study"),
+    (["pareto"], "no study"),
+    (["bench", "engine", "--strategies", "nsga2,magic"], "unknown strategy"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT)
+def test_bad_input_is_one_line_and_exit_code_2(capsys, in_tmp, args, message):
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
+
+
+def test_bad_config_file(capsys, in_tmp):
+    (in_tmp / "bad.toml").write_text("population = [1\n")
+    code, _, err = run(capsys, "search", "--config", "bad.toml")
+    assert code == 2 and "not valid TOML" in err
+    (in_tmp / "unknown.toml").write_text("wings = 2\n")
+    code, _, err = run(capsys, "search", "--config", "unknown.toml")
+    assert code == 2 and "unknown setting 'wings'" in err
+
+
+def _stored_study(name="kept"):
+    from automl.genome import Genome
+
+    store = StudyStore.create(name, None, DEFAULT_OBJECTIVES, {"space": "mobile", "dataset": "mnist5k",
+                                                               "population": 8, "seed": 0, "budget": 4})
+    genome = Genome("mobile", (("stem", 8),))
+    trial = store.start(genome, {"stem": [8, 16]}, {"key": genome.key(), "genome": "stem8"})
+    store.complete(trial, {"accuracy": 0.9, "flops": 1e6}, {"mflops": 1.0, "params": 10, "seconds": 1.0})
+    return store
+
+
+def test_mistakes_on_an_existing_study_lose_nothing(capsys, in_tmp):
+    _stored_study()
+    code, _, err = run(capsys, "search", "--study", "kept", "--budget", "2")
+    assert code == 2 and "already exists" in err
+    code, _, err = run(capsys, "search", "--study", "kept", "--resume", "--population", "16")
+    assert code == 2 and "differs from the study's 8" in err
+    code, _, err = run(capsys, "search", "--study", "kept", "--resume", "--space", "nope")
+    assert code == 2
+    store = StudyStore.open("kept")
+    assert [t.values for t in store.trials()] == [[0.9, 1e6]]
+
+
+def test_pareto_prints_the_front_and_writes_a_png(capsys, in_tmp):
+    _stored_study()
+    code, out, _ = run(capsys, "pareto", "--study", "kept", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["front"][0]["trial"] == 0 and (in_tmp / result["png"]).stat().st_size > 1000
+    code, out, _ = run(capsys, "pareto")  # the newest study by default
+    assert code == 0 and "stem8" in out
+
+
+def test_config_values_are_overridden_by_flags(in_tmp):
+    from automl.config import load_config, merge
+
+    (in_tmp / "c.toml").write_text("[search]\npopulation = 6\ngenerations = 3\nmax_flops = '20M'\n")
+    values = load_config(in_tmp / "c.toml")
+    assert merge(values, {}).total_budget() == 18 and merge(values, {}).max_flops == 20e6
+    settings = merge(values, {"population": 10, "budget": 7})
+    assert settings.population == 10 and settings.total_budget() == 7
+
+
+def test_checked_in_study_configs_parse():
+    from pathlib import Path
+
+    from automl.config import load_config, merge
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
+    assert configs
+    for path in configs:
+        merge(load_config(path), {})
