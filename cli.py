@@ -97,6 +97,8 @@ def search(
     from automl.runner import run_search, validate_names
 
     validate_names(settings)
+    if not settings.resume and not settings.study:
+        settings.study = settings.study_name()
     from automl.summary import front_rows, print_front
 
     progress = SilentProgress() if settings.quiet or settings.json else RichProgress(err)
@@ -109,16 +111,15 @@ def search(
     store = result.store
     trained = sum(1 for c in result.candidates if not c.reused)
     if settings.json:
-        print(json.dumps({"study": store.name, "storage": str(store.study._storage.url)
-                          if hasattr(store.study._storage, "url") else None,
+        print(json.dumps({"study": store.name, "storage": store.url,
                           "evaluated": len(result.candidates), "trained": trained,
                           "failed": sum(1 for c in result.candidates if c.failed),
                           "front": front_rows(store)}, indent=2, default=str))
         return
     print_front(store, out)
     if not settings.quiet:
-        err.print(f"{len(result.candidates)} evaluations ({trained} trained now). Study {store.name!r}: "
-                  f"`automl pareto --study {store.name}` plots it.")
+        err.print(f"{len(result.candidates)} evaluations ({trained} trained now) in study {store.name!r} "
+                  f"({store.url}). Plot: automl pareto --study {store.name}")
 
 
 @app.command()

@@ -277,9 +277,9 @@ class Search:
         self._trial_of = {key: t.number for key, t in self._finished.items()}
         if self._violation_of is not None:
             self._check_feasible_exists()
-        self.progress.search_started(self.budget, 0)
         if interrupted:
-            self.progress.candidate_finished("resume", None, {"reason": f"{interrupted} interrupted trial(s) will be retried", "reused": True})
+            self.progress.message(f"{interrupted} interrupted trial(s) marked FAILED; their genomes are retried")
+        self.progress.search_started(self.budget, 0)
         try:
             if self.strategy == "nsga2":
                 self._run_nsga2()
@@ -384,6 +384,12 @@ class Search:
             sampler = optuna.samplers.TPESampler(seed=self.seed)
         self.store.study.sampler = sampler
         seen: set[str] = set()
+        for key, trial in sorted(self._finished.items(), key=lambda item: item[1].number):
+            if len(self.candidates) < self.budget:  # a resumed study: what is stored counts
+                seen.add(key)
+                genome = self.space.make(trial.params) if trial.params else None
+                if genome is not None:
+                    self._evaluate(genome, trial.user_attrs.get("generation", 0), [])
         wasted = 0
         while len(self.candidates) < self.budget and wasted < MAX_WASTED_PROPOSALS * self.budget:
             trial, genome = self.store.ask(self.choices, self.space.name)
@@ -487,6 +493,7 @@ class Search:
             self._copy_trial(trial, stored)
         else:
             trial.set_user_attr("key", key)
+            trial.set_user_attr("infeasible", True)
             self.store.fail(trial, f"infeasible: violates the constraints by {self._violation(genome):.3g}",
                             retry=False)
 

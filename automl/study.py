@@ -88,8 +88,9 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.BaseStor
 class StudyStore:
     """One Optuna study plus its artifact store, as the search uses them."""
 
-    def __init__(self, study: optuna.Study, artifacts: Path | None) -> None:
+    def __init__(self, study: optuna.Study, artifacts: Path | None, url: str = "memory") -> None:
         self.study = study
+        self.url = url
         self.artifacts_dir = artifacts
         self._artifact_store = None
         if artifacts is not None:
@@ -120,7 +121,7 @@ class StudyStore:
         stored["objectives"] = [[o.name, o.direction] for o in objectives]
         stored["artifacts"] = str(artifacts) if artifacts is not None else None
         study.set_user_attr(SETTINGS_ATTR, json.loads(json.dumps(stored)))
-        return cls(study, artifacts)
+        return cls(study, artifacts, url)
 
     @classmethod
     def open(cls, name: str, storage: str | None = None,
@@ -135,7 +136,7 @@ class StudyStore:
             raise StudyError(f"no study {name!r} in {url}") from None
         settings = study.user_attrs.get(SETTINGS_ATTR, {})
         artifacts = settings.get("artifacts")
-        return cls(study, Path(artifacts) if artifacts else None)
+        return cls(study, Path(artifacts) if artifacts else None, url)
 
     # -- what the study knows -------------------------------------------------------------
 
@@ -168,8 +169,8 @@ class StudyStore:
         finished: dict[str, FrozenTrial] = {}
         for trial in self.trials((TrialState.COMPLETE, TrialState.FAIL)):
             key = trial.user_attrs.get("key")
-            if key is None or trial.user_attrs.get("duplicate_of") is not None:
-                continue
+            if key is None or trial.user_attrs.get("duplicate_of") is not None or trial.user_attrs.get("infeasible"):
+                continue  # proposals answered without training are not evaluations
             if trial.state == TrialState.FAIL and trial.user_attrs.get("retry", True):
                 continue
             if key not in finished or trial.state == TrialState.COMPLETE:

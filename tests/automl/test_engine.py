@@ -139,3 +139,18 @@ def test_objective_directions_are_respected():
                     [("acc", "max"), ("cost", "min")], budget=10, seed=0, population=4)
     assert len(result.front) == 10  # every point trades accuracy for cost
     assert DEFAULT_OBJECTIVES[0].direction == "max"
+
+
+@pytest.mark.parametrize("strategy", ["optuna-tpe", "optuna-nsga2"])
+def test_resumed_optuna_strategies_count_what_is_stored(in_tmp, strategy):
+    objectives = [Objective("f1", "min"), Objective("f2", "min")]
+    first = Interrupting(stop_at=7)
+    store = StudyStore.create("crash", None, objectives, {})
+    with pytest.raises(KeyboardInterrupt):
+        Search(DictSpace(SPACE), first, store, budget=15, seed=2, strategy=strategy, population=5).run()
+    second = Interrupting()
+    result = Search(DictSpace(SPACE), second, StudyStore.open("crash"), budget=15, seed=2, strategy=strategy,
+                    population=5).run()
+    assert len(first.calls) == 7 and len(second.calls) == 8
+    assert set(first.calls).isdisjoint(second.calls)
+    assert len(result.candidates) == 15
