@@ -32,6 +32,15 @@ class SearchSpace:
         """The model for ``genome`` on inputs of shape (C, H, W)."""
         raise NotImplementedError(f"space {self.name!r} describes genomes but builds no models")
 
+    def inherit(self, parent: nn.Module, parent_genome: Genome, child_genome: Genome,
+                in_shape: tuple[int, int, int], num_classes: int, generator=None,
+                noise: float = 0.0) -> tuple[nn.Module, list[str]]:
+        """The child's model with weights inherited from a trained parent (Net2Net), and the
+        moves applied. Contract: when every gene of the child sits at the same or a later
+        position in its choice list than the parent's (choices are ordered small to large),
+        the child computes exactly what the parent computes."""
+        raise NotImplementedError(f"space {self.name!r} cannot warm-start children")
+
     # -- shared behaviour -------------------------------------------------------------------
 
     @property

@@ -1,8 +1,11 @@
 """``mobile``: MobileNetV2-style networks of inverted-residual stages.
 
 The network is a small table, as in torchvision's ``mobilenetv2.py``: a stem convolution,
-five stages of inverted-residual blocks (expand 1x1 -> depthwise kxk -> project 1x1, with a
-skip connection when shapes allow), a 1x1 head convolution, global pooling and a classifier.
+five stages of inverted-residual blocks (expand 1x1 -> depthwise kxk -> project 1x1), a 1x1
+head convolution, global pooling and a classifier. The first block of a stage changes width
+and resolution and has no skip connection; the others add their input back. Unlike
+MobileNetV2, a block with expansion 1 keeps its expand convolution: that makes every growth
+move between genomes function-preserving (see :meth:`MobileSpace.inherit`).
 Each stage has four genes - depth (blocks), expansion ratio, kernel size and width - and the
 stem and head widths are genes too: 4 * 3 * 144**5, about 7e11 architectures.
 
@@ -21,8 +24,10 @@ import re
 from functools import cached_property
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
+from automl import net2net
 from automl.errors import InvalidGenomeError
 from automl.genome import Genome
 from search_spaces.base import SearchSpace
@@ -57,13 +62,16 @@ def conv_bn_act(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block: expand 1x1 (skipped at ratio 1), depthwise kxk, linear project 1x1."""
+    """MobileNetV2 block: expand 1x1, depthwise kxk, linear project 1x1, optional skip."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, expansion: int, kernel: int) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, expansion: int, kernel: int,
+                 residual: bool) -> None:
         super().__init__()
         hidden = c_in * expansion
-        self.use_residual = stride == 1 and c_in == c_out
-        self.expand = conv_bn_act(c_in, hidden, 1) if expansion != 1 else nn.Identity()
+        if residual and (stride != 1 or c_in != c_out):
+            raise ValueError("a residual block needs stride 1 and equal input and output widths")
+        self.use_residual = residual
+        self.expand = conv_bn_act(c_in, hidden, 1)
         self.depthwise = conv_bn_act(hidden, hidden, kernel, stride, groups=hidden)
         self.project = conv_bn_act(hidden, c_out, 1, act=False)
 
@@ -138,11 +146,61 @@ class MobileSpace(SearchSpace):
             blocks = []
             for b in range(genome[f"s{s}_depth"]):
                 blocks.append(InvertedResidual(c_in, c_out, stride if b == 0 else 1,
-                                               genome[f"s{s}_expand"], genome[f"s{s}_kernel"]))
+                                               genome[f"s{s}_expand"], genome[f"s{s}_kernel"], residual=b > 0))
                 c_in = c_out
             stages.append(nn.Sequential(*blocks))
         head = conv_bn_act(c_in, genome["head"], 1)
         return MobileNet(stem, stages, head, genome["head"], num_classes)
+
+    def inherit(self, parent: MobileNet, parent_genome: Genome, child_genome: Genome,
+                in_shape: tuple[int, int, int], num_classes: int, generator: torch.Generator | None = None,
+                noise: float = 0.0) -> tuple[MobileNet, list[str]]:
+        """The child's model with weights inherited from the trained parent (Net2Net).
+
+        Growing moves - wider stem, stages, expansion or head, more blocks, larger kernels -
+        keep the parent's function exactly (with ``noise`` 0); shrinking moves keep the most
+        important channels, blocks and centre taps. Returns the model and the moves applied.
+        """
+        self.validate(parent_genome)
+        child = self.build(child_genome, in_shape, num_classes)
+        moves: list[str] = []
+
+        def note(what: str, old: int, new: int) -> None:
+            if new != old:
+                moves.append(f"{what} {'widen' if new > old else 'shrink'} {old}->{new}")
+
+        with torch.no_grad():
+            stem = net2net.channel_map(parent_genome["stem"], child_genome["stem"],
+                                       net2net.importance([parent.stem[1]]), generator)
+            note("stem", parent_genome["stem"], child_genome["stem"])
+            net2net.copy_conv(child.stem[0], parent.stem[0], stem, net2net.identity_map(in_shape[0]), noise, generator)
+            net2net.copy_batchnorm(child.stem[1], parent.stem[1], stem)
+            incoming = stem
+            for s, (old_stage, new_stage) in enumerate(zip(parent.stages, child.stages), start=1):
+                width = net2net.channel_map(
+                    parent_genome[f"s{s}_width"], child_genome[f"s{s}_width"],
+                    net2net.importance(block.project[1] for block in old_stage), generator)
+                note(f"s{s} width", parent_genome[f"s{s}_width"], child_genome[f"s{s}_width"])
+                note(f"s{s} expand", parent_genome[f"s{s}_expand"], child_genome[f"s{s}_expand"])
+                if child_genome[f"s{s}_kernel"] != parent_genome[f"s{s}_kernel"]:
+                    moves.append(f"s{s} kernel {parent_genome[f's{s}_kernel']}->{child_genome[f's{s}_kernel']}")
+                sources = _block_sources(old_stage, len(new_stage))
+                if len(new_stage) != len(old_stage):
+                    moves.append(f"s{s} {'deepen' if len(new_stage) > len(old_stage) else 'drop blocks'} "
+                                 f"{len(old_stage)}->{len(new_stage)}")
+                for b, (source, block) in enumerate(zip(sources, new_stage)):
+                    if source is None:  # Net2DeeperNet: a new block that adds exactly zero
+                        net2net.make_identity(block.project[1])
+                        continue
+                    _inherit_block(block, old_stage[source], incoming if b == 0 else width, width, generator, noise)
+                incoming = width
+            head = net2net.channel_map(parent_genome["head"], child_genome["head"],
+                                       net2net.importance([parent.head[1]]), generator)
+            note("head", parent_genome["head"], child_genome["head"])
+            net2net.copy_conv(child.head[0], parent.head[0], head, incoming, noise, generator)
+            net2net.copy_batchnorm(child.head[1], parent.head[1], head)
+            net2net.copy_linear(child.classifier, parent.classifier, head)
+        return child, moves
 
     def format(self, genome: Genome) -> str:
         parts = [f"stem{genome['stem']}"]
@@ -169,6 +227,31 @@ class MobileSpace(SearchSpace):
             values.update({f"s{s}_depth": depth, f"s{s}_kernel": kernel,
                            f"s{s}_expand": expand, f"s{s}_width": width})
         return self.make(values)
+
+
+def _block_sources(stage: nn.Sequential, depth: int) -> list[int | None]:
+    """Which parent block each child block inherits from (None: a new identity block).
+
+    Deeper: all parent blocks, then identities. Shallower: the first block (it changes width
+    and stride) and the others whose last BatchNorm scales are largest, in their order.
+    """
+    if depth >= len(stage):
+        return [*range(len(stage)), *([None] * (depth - len(stage)))]
+    scores = [float(stage[b].project[1].weight.abs().mean()) for b in range(1, len(stage))]
+    keep = sorted(sorted(range(1, len(stage)), key=lambda b: -scores[b - 1])[:depth - 1])
+    return [0, *keep]
+
+
+def _inherit_block(child: InvertedResidual, parent: InvertedResidual, incoming: net2net.ChannelMap,
+                   outgoing: net2net.ChannelMap, generator: torch.Generator | None, noise: float) -> None:
+    hidden = net2net.channel_map(parent.expand[0].out_channels, child.expand[0].out_channels,
+                                 net2net.importance([parent.expand[1], parent.depthwise[1]]), generator)
+    net2net.copy_conv(child.expand[0], parent.expand[0], hidden, incoming, noise, generator)
+    net2net.copy_batchnorm(child.expand[1], parent.expand[1], hidden)
+    net2net.copy_conv(child.depthwise[0], parent.depthwise[0], hidden, hidden, noise, generator)
+    net2net.copy_batchnorm(child.depthwise[1], parent.depthwise[1], hidden)
+    net2net.copy_conv(child.project[0], parent.project[0], outgoing, hidden, noise, generator)
+    net2net.copy_batchnorm(child.project[1], parent.project[1], outgoing)
 
 
 def _int(text: str, gene: str) -> int:

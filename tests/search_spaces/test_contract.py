@@ -58,3 +58,56 @@ def test_validate_names_the_bad_gene_and_value(name):
     bad = genome.replace(**{gene: "not-a-choice"})
     with pytest.raises(InvalidGenomeError, match=f"{gene}.*not-a-choice"):
         space.validate(bad)
+
+
+def _randomise_batchnorm(model, generator):
+    """Trained-looking BatchNorms: non-trivial scales, shifts and running statistics."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                n = module.num_features
+                module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
+                module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+
+
+def grow_pair(space, rng):
+    """A (parent, child) pair where the child only grows: every gene at the same or a later
+    position of its (small-to-large) choice list."""
+    a, b = space.encode(space.sample(rng)), space.encode(space.sample(rng))
+    return space.decode(np.minimum(a, b)), space.decode(np.maximum(a, b))
+
+
+@pytest.mark.parametrize("name", SPACES)
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_growing_children_compute_exactly_what_their_parent_computes(name, shape):
+    space = search_spaces.get(name)
+    rng = np.random.default_rng(7)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        parent_genome, child_genome = grow_pair(space, rng)
+        parent = space.build(parent_genome, shape, 10)
+        _randomise_batchnorm(parent, generator)
+        child, moves = space.inherit(parent, parent_genome, child_genome, shape, 10, generator)
+        assert moves or parent_genome == child_genome
+        x = torch.randn(6, *shape, generator=generator)
+        for train_mode in (False, True):
+            parent.train(train_mode)
+            child.train(train_mode)
+            with torch.no_grad():
+                difference = (parent(x) - child(x)).abs().max().item()
+            assert difference < 1e-5, (space.format(parent_genome), space.format(child_genome), train_mode, moves)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_any_pair_inherits_into_a_working_model(name):
+    space = search_spaces.get(name)
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        parent_genome, child_genome = space.sample(rng), space.sample(rng)
+        parent = space.build(parent_genome, (1, 28, 28), 10)
+        child, _ = space.inherit(parent, parent_genome, child_genome, (1, 28, 28), 10)
+        assert sum(p.numel() for p in child.parameters()) == sum(
+            p.numel() for p in space.build(child_genome, (1, 28, 28), 10).parameters())
+        assert torch.isfinite(child.eval()(torch.randn(2, 1, 28, 28))).all()

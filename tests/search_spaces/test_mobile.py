@@ -44,6 +44,12 @@ def test_model_follows_the_genome():
     assert model.stages[1][1].use_residual and not model.stages[1][0].use_residual
 
 
-def test_expansion_one_skips_the_expand_convolution():
-    block = InvertedResidual(8, 8, 1, 1, 3)
-    assert isinstance(block.expand, torch.nn.Identity)
+def test_expansion_one_keeps_its_expand_convolution_and_first_blocks_have_no_skip():
+    block = InvertedResidual(8, 8, 1, 1, 3, residual=True)
+    assert block.expand[0].out_channels == 8
+    with pytest.raises(ValueError):
+        InvertedResidual(8, 16, 1, 1, 3, residual=True)
+    space = search_spaces.get("mobile")
+    model = space.build(space.parse(GENOME.replace("stem16", "stem16")), (1, 28, 28), 10)
+    assert not model.stages[0][0].use_residual  # stem16 -> width16 at stride 1: still no skip
+    assert all(block.use_residual for stage in model.stages for block in list(stage)[1:])

@@ -1,0 +1,134 @@
+"""Net2Net: grow a child network from its trained parent without changing what it computes.
+
+Chen, Goodfellow & Shlens (2015), "Net2Net: Accelerating Learning via Knowledge Transfer".
+A search space composes these primitives in its ``inherit`` method; this module knows
+channels, convolutions, BatchNorm and linear layers, not architectures.
+
+- **Net2WiderNet** (:func:`widen_map`): a layer with more channels takes parent channel
+  ``g(j)`` for child channel ``j`` - the identity for the old channels, random picks for the
+  new ones. Incoming weights, biases, BatchNorm scales, shifts and running statistics are
+  copied through ``g``; the *outgoing* weights of a replicated channel are divided by its
+  replica count, so consumers see the same sums. Depthwise convolutions map input and output
+  channels through the same ``g``. Optional ``noise`` perturbs the replicas' incoming
+  weights to break symmetry (then the function is only approximately kept).
+- **Net2DeeperNet** (:func:`make_identity`): a new residual block whose last BatchNorm has
+  zero scale and shift adds exactly zero, in train and in eval mode.
+- **Kernel grow** (:func:`resize_kernel`): a kxk kernel zero-padded to (k+2)x(k+2) with the
+  padding grown by one computes the same convolution.
+- **Shrinking** is not function-preserving: fewer channels keep the most important ones
+  (largest |BatchNorm scale| summed over the layers that write the channels), a smaller
+  kernel keeps its centre taps, and a stage with fewer blocks keeps its first block and its
+  most important others. Inherited weights then start close, not equal, to the parent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class ChannelMap:
+    """Child channel ``j`` takes parent channel ``index[j]``.
+
+    ``replicas[j]`` is how many child channels share that parent channel (the divisor of the
+    consumers' incoming weights); ``fresh[j]`` marks replicas added by widening.
+    """
+
+    index: Tensor
+    replicas: Tensor
+    fresh: Tensor
+    lossy: bool = False
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def identity_map(n: int) -> ChannelMap:
+    return ChannelMap(torch.arange(n), torch.ones(n), torch.zeros(n, dtype=torch.bool))
+
+
+def widen_map(parent: int, child: int, generator: torch.Generator | None = None) -> ChannelMap:
+    """Net2WiderNet's random mapping g: old channels first, new ones copy random old ones."""
+    extra = torch.randint(parent, (child - parent,), generator=generator)
+    index = torch.cat([torch.arange(parent), extra])
+    counts = torch.bincount(index, minlength=parent).to(torch.float32)
+    fresh = torch.arange(child) >= parent
+    return ChannelMap(index, counts[index], fresh)
+
+
+def select_map(importance: Tensor, child: int) -> ChannelMap:
+    """Keep the ``child`` most important parent channels, in their original order."""
+    keep = torch.sort(torch.topk(importance, child).indices).values
+    return ChannelMap(keep, torch.ones(child), torch.zeros(child, dtype=torch.bool), lossy=True)
+
+
+def channel_map(parent: int, child: int, importance: Tensor, generator: torch.Generator | None = None) -> ChannelMap:
+    """Identity, widening or shrinking, whichever turns ``parent`` channels into ``child``."""
+    if child == parent:
+        return identity_map(parent)
+    if child > parent:
+        return widen_map(parent, child, generator)
+    return select_map(importance, child)
+
+
+def importance(norms: Iterable[nn.BatchNorm2d]) -> Tensor:
+    """Channel importance: |scale| summed over the BatchNorms that write the channels."""
+    return sum(norm.weight.detach().abs() for norm in norms)
+
+
+def resize_kernel(weight: Tensor, size: tuple[int, int]) -> Tensor:
+    """Zero-pad (grow) or centre-crop (shrink) the spatial dims of a conv weight."""
+    kh, kw = weight.shape[-2:]
+    th, tw = size
+    if (kh, kw) == (th, tw):
+        return weight
+    if th >= kh and tw >= kw:
+        ph, pw = (th - kh) // 2, (tw - kw) // 2
+        return nn.functional.pad(weight, (pw, tw - kw - pw, ph, th - kh - ph))
+    top, left = (kh - th) // 2, (kw - tw) // 2
+    return weight[..., top:top + th, left:left + tw]
+
+
+@torch.no_grad()
+def copy_conv(child: nn.Conv2d, parent: nn.Conv2d, out_map: ChannelMap, in_map: ChannelMap,
+              noise: float = 0.0, generator: torch.Generator | None = None) -> None:
+    """Parent conv -> child conv through the channel maps (dense or depthwise)."""
+    weight = parent.weight[out_map.index]
+    if child.groups == 1:
+        weight = weight[:, in_map.index] / in_map.replicas.view(1, -1, 1, 1)
+    elif child.groups != child.in_channels or not torch.equal(out_map.index, in_map.index):
+        raise ValueError("only dense and depthwise convolutions can be mapped")
+    weight = resize_kernel(weight, child.kernel_size)
+    if noise > 0 and bool(out_map.fresh.any()):
+        jitter = torch.randn(weight[out_map.fresh].shape, generator=generator) * noise * weight.std()
+        weight[out_map.fresh] += jitter
+    child.weight.copy_(weight)
+    if child.bias is not None and parent.bias is not None:
+        child.bias.copy_(parent.bias[out_map.index])
+
+
+@torch.no_grad()
+def copy_batchnorm(child: nn.BatchNorm2d, parent: nn.BatchNorm2d, channels: ChannelMap) -> None:
+    """Scale, shift and running statistics through the channel map."""
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(child, name).copy_(getattr(parent, name)[channels.index])
+    child.num_batches_tracked.copy_(parent.num_batches_tracked)
+
+
+@torch.no_grad()
+def copy_linear(child: nn.Linear, parent: nn.Linear, in_map: ChannelMap) -> None:
+    """Classifier weights for widened/shrunk inputs (divided by replica counts)."""
+    child.weight.copy_(parent.weight[:, in_map.index] / in_map.replicas.view(1, -1))
+    if child.bias is not None and parent.bias is not None:
+        child.bias.copy_(parent.bias)
+
+
+@torch.no_grad()
+def make_identity(last_norm: nn.BatchNorm2d) -> None:
+    """Zero scale and shift: the residual branch ending in this BatchNorm adds exactly 0."""
+    last_norm.weight.zero_()
+    last_norm.bias.zero_()
