@@ -59,7 +59,12 @@ def search(
     generations: Optional[int] = typer.Option(None, help="Generations (budget = population x generations). "
                                               f"[default: {D.DEFAULT_GENERATIONS}]"),
     budget: Optional[int] = typer.Option(None, help="Number of evaluations (instead of --generations)."),
-    epochs: Optional[int] = typer.Option(None, help=f"Training epochs per candidate. (default: {D.epochs})"),
+    epochs: Optional[float] = typer.Option(None, help=f"Training epochs per candidate (may be fractional). "
+                                           f"(default: {D.epochs:g})"),
+    warm_epochs: Optional[float] = typer.Option(None, help="Epochs of a child warm-started from its trained "
+                                                f"parent (Net2Net). (default: {D.WARM_FRACTION} x --epochs)"),
+    no_warm_start: Optional[bool] = typer.Option(None, "--no-warm-start", help="Train every candidate from "
+                                                 "scratch."),
     batch_size: Optional[int] = typer.Option(None, help=f"Training batch size. (default: {D.batch_size})"),
     lr: Optional[float] = typer.Option(None, help=f"Peak learning rate (one-cycle). (default: {D.lr})"),
     seed: Optional[int] = typer.Option(None, help=f"Seed: same seed, same genomes. (default: {D.seed})"),
@@ -84,7 +89,8 @@ def search(
     """Evolve architectures to the Pareto front of validation accuracy vs forward FLOPs."""
     flags = dict(space=space, dataset=dataset, data_root=data_root, download=download, study=study,
                  storage=storage, population=population, generations=generations, budget=budget,
-                 epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy, resume=resume,
+                 epochs=epochs, warm_epochs=warm_epochs,
+                 warm_start=False if no_warm_start else None, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy, resume=resume,
                  preselect=preselect,
                  max_flops=parse_amount(max_flops, "--max-flops") if max_flops is not None else None,
                  max_params=parse_amount(max_params, "--max-params") if max_params is not None else None,
@@ -147,6 +153,39 @@ def pareto(
         return
     print_front(store, out)
     err.print(f"plot written to {path}")
+
+
+@app.command()
+def lineage(
+    study: str = typer.Option(..., help="Study name."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
+    trial: Optional[list[int]] = typer.Option(None, help="Trial(s) whose ancestry to show. (default: the Pareto front)"),
+    png: Optional[Path] = typer.Option(None, help="Also draw the ancestry graph to this PNG."),
+    as_json: bool = typer.Option(False, "--json", help="Print the graph as JSON (nodes and edges)."),
+) -> None:
+    """The ancestry of a trial or of the whole Pareto front: warm starts and crossover parents."""
+    from automl.lineage import ancestry, lineage_graph, plot_lineage, tree
+    from automl.study import StudyStore
+
+    store = StudyStore.open(study, storage)
+    graph = lineage_graph(store)
+    roots = list(trial) if trial else [t.number for t in store.pareto()]
+    missing = [n for n in roots if n not in graph]
+    if missing:
+        raise AutomlError(f"study {study!r} has no finished trial {missing[0]}")
+    sub = ancestry(graph, roots)
+    if png is not None:
+        plot_lineage(sub, png, store.name)
+    if as_json:
+        print(json.dumps({"study": store.name, "roots": roots,
+                          "nodes": [{"trial": n, **d} for n, d in sub.nodes(data=True)],
+                          "edges": [{"parent": a, "child": b, **d} for a, b, d in sub.edges(data=True)]},
+                         indent=2))
+        return
+    for root in roots:
+        out.print(tree(sub, root))
+    if png is not None:
+        err.print(f"lineage drawn to {png}")
 
 
 @app.command()
@@ -263,6 +302,69 @@ def bench_engine(
         table.add_row(problem, *[f"{rows[s]['hypervolume_mean']:.3f} +- {rows[s]['hypervolume_std']:.3f}"
                                  for s in chosen])
     out.print(table)
+
+
+@bench_app.command("warmstart")
+def bench_warmstart(
+    pairs: int = typer.Option(10, min=2, help="Parent -> child pairs."),
+    epochs: float = typer.Option(1.0, min=0.1, help="Full training budget (parent and scratch child)."),
+    max_flops: Optional[str] = typer.Option("20M", help="Sample architectures up to this many FLOPs."),
+    seed: int = typer.Option(0, help="Seed of the pairs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Net2Net warm starts vs training from scratch: epochs to reach the scratch accuracy,
+    and whether warm-started accuracies rank children like scratch ones (Kendall tau)."""
+    from automl.bench import bench_warmstart as run
+
+    def tick(done: int, total: int) -> None:
+        if not as_json:
+            err.print(f"pair {done}/{total} done")
+
+    limit = parse_amount(max_flops, "--max-flops") if max_flops else None
+    result = run(pairs=pairs, epochs=epochs, max_flops=limit, seed=seed, progress=tick)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    out.print(f"inherited children need {result['epochs_ratio_median']:.2f}x the epochs "
+              f"({result['seconds_ratio_median']:.2f}x the seconds) of scratch children to reach their accuracy "
+              f"(median of {pairs}; {result['reached']} reached it); Kendall tau "
+              f"{result['kendall_tau_at_default_fraction']:.2f} at {result['default_fraction']}x epochs, "
+              f"{result['kendall_tau_at_full_budget']:.2f} at the full budget, "
+              f"{result['kendall_tau_scratch_vs_scratch']:.2f} between two scratch seeds")
+
+
+@bench_app.command("search")
+def bench_search(
+    minutes: float = typer.Option(10.0, min=0.1, help="Wall-clock budget of each strategy, in minutes."),
+    seeds: int = typer.Option(1, min=1, help="Seeds per strategy."),
+    epochs: float = typer.Option(1.0, min=0.1, help="Epochs per candidate trained from scratch."),
+    max_flops: str = typer.Option("10M", help="Architectures up to this many FLOPs (keeps candidates quick)."),
+    strategies: str = typer.Option(",".join(["nsga2-warm", "nsga2", "random", "optuna-nsga2", "optuna-tpe"]),
+                                   help="Comma-separated strategies."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Strategies on the same wall-clock budget: final hypervolume and time to reach random
+    search's final hypervolume (nsga2-warm = nsga2 with Net2Net warm starts)."""
+    from automl.bench import SEARCH_STRATEGIES, bench_search as run
+
+    chosen = [s.strip() for s in strategies.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SEARCH_STRATEGIES]
+    if unknown:
+        raise AutomlError(f"unknown strategy {unknown[0]!r} (known: {', '.join(SEARCH_STRATEGIES)})")
+
+    def tick(strategy: str, seed: int, row: dict) -> None:
+        if not as_json:
+            err.print(f"{strategy} seed {seed}: {row['evaluations']} evaluations, "
+                      f"hypervolume {row['final_hypervolume']:.4f}")
+
+    result = run(time_budget=60 * minutes, seeds=seeds, epochs=epochs,
+                 max_flops=parse_amount(max_flops, "--max-flops"), strategies=chosen, progress=tick)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for strategy, row in result["summary"].items():
+        out.print(f"{strategy:14s} hypervolume {row['final_hypervolume_mean']:.4f}  evaluations "
+                  f"{row['evaluations_mean']:.0f}  time to random's final hypervolume {row['time_to_random_final']}")
 
 
 def main(argv: list[str] | None = None) -> None:

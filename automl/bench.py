@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 import search_spaces
 from automl.data import load_dataset
+from automl.engine import Search
 from automl.evaluation import pick_device
 from automl.flops import count_flops, count_params
 from automl.training import TrainConfig, make_optimizer, make_scheduler, recalibrate_batchnorm, train
@@ -230,3 +231,212 @@ def bench_engine(budget: int = 150, seeds: int = 10, strategies=None, problems=N
     return {"benchmark": "engine", "budget": budget, "seeds": seeds, "problems": table, "best": wins,
             "note": "hypervolume of all evaluated points (minimisation form) up to each problem's "
                     "reference point; same budget and seeds for every strategy"}
+
+
+# -- warm starts: inherited children vs children trained from scratch ------------------------
+
+WARM_FRACTIONS = (0.1, 0.2, 0.3, 0.5, 1.0)
+
+
+def _sample_under(space, rng, limit: float | None, cost) -> Any:
+    """A random genome, repaired (as the engine does) until it fits under ``limit`` FLOPs."""
+    from automl.engine import repair_row
+
+    n_choices = np.array([len(c) for c in space.genes().values()])
+    x = rng.integers(n_choices)
+    if limit is not None:
+        x = repair_row(x, n_choices, lambda row: max(0.0, cost(space.decode(row)) / limit - 1), rng)
+    genome = space.decode(x)
+    if limit is not None and cost(genome) > limit:
+        raise ValueError("no genome under the FLOPs limit")
+    return genome
+
+
+def _mutate(space, genome, k: int, rng, limit: float | None, cost):
+    """The genome with ``k`` genes changed to other legal values (as the engine's mutation)."""
+    n_choices = np.array([len(c) for c in space.genes().values()])
+    for _ in range(1000):
+        x = space.encode(genome).copy()
+        for j in rng.choice(len(x), size=k, replace=False):
+            other = int(rng.integers(n_choices[j] - 1))
+            x[j] = other if other < x[j] else other + 1
+        child = space.decode(x)
+        if limit is None or cost(child) <= limit:
+            return child
+    raise ValueError("no mutated genome under the FLOPs limit")
+
+
+def _stratified_parents(space, rng, count: int, limit: float | None, cost) -> list:
+    """``count`` genomes spread over the FLOPs range: evenly spaced quantiles of a random pool
+    of 10 x ``count`` (a search compares candidates along the whole front, tiny to large)."""
+    pool = 10 * count
+    sampled = sorted((_sample_under(space, rng, limit, cost) for _ in range(pool)), key=cost)
+    return [sampled[int((i + 0.5) * len(sampled) / count)] for i in range(count)]
+
+
+def bench_warmstart(pairs: int = 10, epochs: float = 1.0, max_flops: float | None = 20e6, seed: int = 0,
+                    fractions=WARM_FRACTIONS, default_fraction: float = 0.3, progress=None) -> dict[str, Any]:
+    """For parent -> child pairs (parents spread over the FLOPs range, each child mutated in
+    1-4 genes as the engine's children are): train the parent for ``epochs``; train the child
+    from scratch for ``epochs`` twice (two seeds); train the child inherited from the parent
+    (Net2Net) for each fraction of ``epochs``. Report the epochs (and seconds) the inherited
+    child needs to reach the scratch child's accuracy, and Kendall's tau between the children
+    ranked by inherited and by scratch accuracy - next to the tau of two scratch runs, the
+    agreement that seed noise alone allows."""
+    from scipy.stats import kendalltau
+
+    space = search_spaces.get("mobile")
+    data = load_dataset()
+    rng = np.random.default_rng(seed)
+    costs: dict = {}
+
+    def cost(genome) -> float:
+        if genome not in costs:
+            costs[genome] = count_flops(space.build(genome, data.input_shape, data.num_classes), data.input_shape)
+        return costs[genome]
+
+    def run(model, budget: float, run_seed: int):
+        return train(model, data, TrainConfig(epochs=budget), seed=run_seed)
+
+    rows = []
+    for p, parent_genome in enumerate(_stratified_parents(space, rng, pairs, max_flops, cost)):
+        child_genome = _mutate(space, parent_genome, 1 + p % 4, rng, max_flops, cost)
+        torch.manual_seed(seed + p)
+        parent = run(space.build(parent_genome, data.input_shape, data.num_classes), epochs, seed + p)
+        scratch = []
+        for repeat in range(2):
+            torch.manual_seed(seed + 100 * (repeat + 1) + p)
+            scratch.append(run(space.build(child_genome, data.input_shape, data.num_classes), epochs,
+                               seed + 100 * (repeat + 1) + p))
+        warm = {}
+        moves: list[str] = []
+        for fraction in fractions:
+            child, moves = space.inherit(parent.model, parent_genome, child_genome, data.input_shape,
+                                         data.num_classes, torch.Generator().manual_seed(seed + p))
+            result = run(child, fraction * epochs, seed + 300 + p)
+            warm[fraction] = {"accuracy": result.accuracy, "seconds": result.seconds, "epochs": result.epochs}
+        target = scratch[0].accuracy
+        reached = [f for f in fractions if warm[f]["accuracy"] >= target]
+        rows.append({
+            "parent": space.format(parent_genome), "child": space.format(child_genome),
+            "child_mflops": cost(child_genome) / 1e6, "genes_changed": 1 + p % 4, "moves": moves,
+            "parent_accuracy": parent.accuracy, "scratch_accuracy": target,
+            "scratch_accuracy_other_seed": scratch[1].accuracy, "scratch_seconds": scratch[0].seconds,
+            "scratch_epochs": scratch[0].epochs, "warm": {str(f): v for f, v in warm.items()},
+            "epochs_needed": warm[reached[0]]["epochs"] if reached else None,
+            "seconds_needed": warm[reached[0]]["seconds"] if reached else None,
+        })
+        if progress is not None:
+            progress(p + 1, pairs)
+    needed = [r["epochs_needed"] / r["scratch_epochs"] if r["epochs_needed"] is not None else float("inf")
+              for r in rows]
+    seconds = [r["seconds_needed"] / r["scratch_seconds"] if r["seconds_needed"] is not None else float("inf")
+               for r in rows]
+    scratch_acc = [r["scratch_accuracy"] for r in rows]
+
+    def tau(values) -> float:
+        return float(kendalltau(values, scratch_acc).statistic)
+
+    return {
+        "benchmark": "warmstart", "pairs": pairs, "epochs": epochs, "max_flops": max_flops, "seed": seed,
+        "fractions": list(fractions),
+        "epochs_ratio_median": statistics.median(needed), "seconds_ratio_median": statistics.median(seconds),
+        "reached": sum(r["epochs_needed"] is not None for r in rows),
+        "default_fraction": default_fraction,
+        "kendall_tau_at_default_fraction": tau([r["warm"][str(default_fraction)]["accuracy"] for r in rows]),
+        "kendall_tau_at_full_budget": tau([r["warm"][str(fractions[-1])]["accuracy"] for r in rows]),
+        "kendall_tau_scratch_vs_scratch": tau([r["scratch_accuracy_other_seed"] for r in rows]),
+        "targets": {"epochs_ratio": 0.3, "kendall_tau": 0.7},
+        "rows": rows,
+        "note": "epochs_ratio = epochs the inherited child needs to reach the scratch child's accuracy "
+                "(smallest tried fraction that does) / scratch epochs, median over pairs; tau = Kendall tau "
+                "between children ranked by inherited accuracy and by scratch accuracy; "
+                "scratch_vs_scratch = the same for a second scratch seed (the noise ceiling)",
+    }
+
+
+# -- search: strategies on the same wall-clock budget ------------------------------------------
+
+SEARCH_STRATEGIES = ("nsga2-warm", "nsga2", "random", "optuna-nsga2", "optuna-tpe")
+
+
+def _hypervolume_over_time(candidates, max_flops: float) -> list[tuple[float, float]]:
+    """(elapsed seconds, hypervolume of everything finished by then) after each candidate;
+    points are (1 - accuracy, FLOPs / max_flops), reference (1, 1): the same for every strategy."""
+    from automl.pareto import hypervolume
+
+    points, curve = [], []
+    for candidate in sorted(candidates, key=lambda c: c.elapsed):
+        if candidate.values is not None:
+            points.append([1 - candidate.values["accuracy"], candidate.values["flops"] / max_flops])
+        curve.append((candidate.elapsed, hypervolume(np.array(points), [1.0, 1.0]) if points else 0.0))
+    return curve
+
+
+def _time_to_reach(curve: list[tuple[float, float]], target: float) -> float | None:
+    return next((t for t, hv in curve if hv >= target - 1e-12), None)
+
+
+def bench_search(time_budget: float = 600.0, seeds: int = 1, epochs: float = 1.0, max_flops: float = 10e6,
+                 population: int = 8, strategies=SEARCH_STRATEGIES, progress=None) -> dict[str, Any]:
+    """Each strategy searches ``mobile`` on the embedded data for the same wall-clock budget
+    (and seeds); report the hypervolume each front reaches and the time each needs to reach
+    random search's final hypervolume. ``nsga2-warm`` warm-starts children (Net2Net) for
+    0.3x the epochs; every other strategy trains each candidate from scratch."""
+    import tempfile
+    from pathlib import Path
+
+    from automl.evaluation import CNNEvaluator
+    from automl.pareto import DEFAULT_OBJECTIVES
+    from automl.study import StudyStore
+
+    space = search_spaces.get("mobile")
+    data = load_dataset()
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in strategies}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(seeds):
+            for strategy in strategies:
+                warm = strategy == "nsga2-warm"
+                name = f"bench-{strategy}-{seed}"
+                store = StudyStore.create(name, f"sqlite:///{tmp}/{name}.db", DEFAULT_OBJECTIVES, {},
+                                          artifacts=Path(tmp) / f"{name}-artifacts")
+                evaluator = CNNEvaluator(space, data, TrainConfig(epochs=epochs), seed=seed,
+                                         warm_epochs=round(0.3 * epochs, 4) if warm else None)
+                search = Search(space, evaluator, store, budget=10**6, population=population, seed=seed,
+                                strategy="nsga2" if strategy.startswith("nsga2") else strategy,
+                                violation=evaluator.violation(max_flops, None),
+                                known=lambda g, e=evaluator: {"flops": e.cost(g)[0]}, warm_start=warm,
+                                time_budget=time_budget)
+                result = search.run()
+                curve = _hypervolume_over_time(result.candidates, max_flops)
+                runs[strategy].append({
+                    "seed": seed, "evaluations": len(result.candidates),
+                    "warm_started": sum(bool(c.attrs.get("warm_start")) for c in result.candidates),
+                    "final_hypervolume": curve[-1][1] if curve else 0.0, "curve": curve,
+                })
+                if progress is not None:
+                    progress(strategy, seed, runs[strategy][-1])
+    summary: dict[str, Any] = {}
+    for strategy, rows in runs.items():
+        times = []
+        for row in rows:
+            random_row = next(r for r in runs["random"] if r["seed"] == row["seed"]) if "random" in runs else None
+            target = random_row["final_hypervolume"] if random_row else None
+            row["time_to_random_final"] = _time_to_reach(row["curve"], target) if target is not None else None
+            times.append(row["time_to_random_final"])
+        summary[strategy] = {
+            "final_hypervolume_mean": statistics.mean(r["final_hypervolume"] for r in rows),
+            "evaluations_mean": statistics.mean(r["evaluations"] for r in rows),
+            "time_to_random_final": times,
+        }
+    if "random" in summary:
+        reference = summary["random"]["time_to_random_final"]
+        for strategy, row in summary.items():
+            row["time_ratio_to_random"] = [t / r if t is not None and r else None
+                                           for t, r in zip(row["time_to_random_final"], reference)]
+    return {"benchmark": "search", "time_budget": time_budget, "seeds": seeds, "epochs": epochs,
+            "max_flops": max_flops, "population": population, "summary": summary, "runs": runs,
+            "target": {"nsga2-warm time ratio to random": 0.5},
+            "note": "hypervolume of (1 - validation accuracy, FLOPs / max_flops) up to (1, 1); time = wall-clock "
+                    "seconds from the search's start until its hypervolume first reaches random search's final "
+                    "one (None: never within the budget)"}

@@ -35,7 +35,9 @@ class SearchSettings:
     population: int = 8
     generations: int | None = None
     budget: int | None = None
-    epochs: int = 1
+    epochs: float = 1.0
+    warm_epochs: float | None = None
+    warm_start: bool = True
     batch_size: int = 64
     lr: float = 0.1
     seed: int = 0
@@ -51,6 +53,14 @@ class SearchSettings:
 
     DEFAULT_GENERATIONS = 2
 
+    WARM_FRACTION = 0.3
+
+    def child_epochs(self) -> float | None:
+        """Epochs of a warm-started child (None: warm starts off): --warm-epochs, else 0.3 x --epochs."""
+        if not self.warm_start:
+            return None
+        return self.warm_epochs if self.warm_epochs is not None else round(self.WARM_FRACTION * self.epochs, 4)
+
     def total_budget(self) -> int:
         """Evaluations to run: --budget, else population x generations."""
         if self.budget is not None:
@@ -63,7 +73,7 @@ class SearchSettings:
         return f"{self.space}-{_slug(self.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def check(self) -> SearchSettings:
-        for name in ("population", "epochs", "batch_size", "preselect"):
+        for name in ("population", "batch_size", "preselect"):
             if getattr(self, name) < 1:
                 raise AutomlError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.population < 2:
@@ -78,6 +88,10 @@ class SearchSettings:
                 raise AutomlError(f"--{name.replace('_', '-')} must be positive, got {value}")
         if not self.lr > 0:
             raise AutomlError(f"--lr must be positive, got {self.lr}")
+        if not self.epochs > 0:
+            raise AutomlError(f"--epochs must be positive, got {self.epochs}")
+        if self.warm_epochs is not None and not 0 < self.warm_epochs <= self.epochs:
+            raise AutomlError(f"--warm-epochs must be in (0, --epochs={self.epochs}], got {self.warm_epochs}")
         return self
 
     def as_dict(self) -> dict[str, Any]:

@@ -62,6 +62,27 @@ class Evaluation:
     weights: Mapping[str, Any] | None = None
 
 
+class _TimeUp(Exception):
+    """Raised before a new evaluation once the search's wall-clock budget is spent."""
+
+
+@dataclass
+class EvaluationContext:
+    """What the engine knows about a candidate beyond its genome, for evaluators that ask
+    for it (``accepts_context = True``): its generation, its NSGA-II parents and the trained
+    trial to warm-start from (Net2Net), whose weights ``load_weights`` reads from the study."""
+
+    generation: int
+    parents: list[int]
+    warm_parent: FrozenTrial | None = None
+    store: StudyStore | None = None
+
+    def load_weights(self) -> dict[str, Any]:
+        if self.warm_parent is None or self.store is None:
+            raise ValueError("no warm-start parent")
+        return self.store.download_weights(self.warm_parent)
+
+
 @dataclass
 class Candidate:
     """One evaluated genome as the search saw it."""
@@ -74,6 +95,7 @@ class Candidate:
     failed: str | None = None
     reused: bool = False
     attrs: dict[str, Any] = field(default_factory=dict)
+    elapsed: float = 0.0  # seconds from the start of the search to this candidate's end
 
     def as_dict(self) -> dict[str, Any]:
         return {"trial": self.trial, "genome": dict(self.genome), "values": self.values,
@@ -208,14 +230,25 @@ class FeasibilityRepair(Repair):
 
 def repair_row(x: np.ndarray, n_choices: np.ndarray, violation: Callable[[np.ndarray], float],
                rng: np.random.Generator, steps: int = 200) -> np.ndarray:
+    """Greedy descent on the violation by single-gene moves, kept when not worse.
+
+    Most moves go to an earlier choice: choices are ordered small to large (the SearchSpace
+    contract), so for FLOPs and parameter limits that is the direction that helps; a few
+    moves are arbitrary, for constraints of other shapes. Falls back to fresh samples.
+    """
     x = np.array(x, dtype=int, copy=True)
     current = violation(x)
     for _ in range(steps):
         if current <= 0:
             return x
         trial = x.copy()
-        j = int(rng.integers(len(x)))
-        trial[j] = int(rng.integers(n_choices[j]))
+        shrinkable = np.flatnonzero(trial > 0)
+        if len(shrinkable) and rng.random() < 0.8:
+            j = int(rng.choice(shrinkable))
+            trial[j] = int(rng.integers(trial[j]))
+        else:
+            j = int(rng.integers(len(x)))
+            trial[j] = int(rng.integers(n_choices[j]))
         value = violation(trial)
         if value <= current:
             x, current = trial, value
@@ -239,7 +272,8 @@ class Search:
                  budget: int, strategy: str = "nsga2", population: int | None = None, seed: int = 0,
                  violation: Callable[[Genome], float] | None = None,
                  known: Callable[[Genome], Mapping[str, float]] | None = None,
-                 preselect: int = DEFAULT_PRESELECT,
+                 preselect: int = DEFAULT_PRESELECT, warm_start: bool = True,
+                 time_budget: float | None = None,
                  progress: SilentProgress | None = None, label: Callable[[Genome], str] | None = None) -> None:
         if strategy not in STRATEGIES:
             raise UnknownNameError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
@@ -258,6 +292,9 @@ class Search:
         if preselect < 1:
             raise AutomlError(f"preselect must be at least 1, got {preselect}")
         self.preselect = preselect
+        self.warm_start = warm_start
+        self.time_budget = time_budget
+        self._started = 0.0
         self._known = known
         self.progress = progress or SilentProgress()
         self.label = label or space.format
@@ -280,6 +317,7 @@ class Search:
         if interrupted:
             self.progress.message(f"{interrupted} interrupted trial(s) marked FAILED; their genomes are retried")
         self.progress.search_started(self.budget, 0)
+        self._started = time.perf_counter()
         try:
             if self.strategy == "nsga2":
                 self._run_nsga2()
@@ -287,6 +325,8 @@ class Search:
                 self._run_random()
             else:
                 self._run_optuna()
+        except _TimeUp:
+            pass
         finally:
             self.progress.search_finished()
         return self.result()
@@ -407,6 +447,10 @@ class Search:
     # -- evaluation ---------------------------------------------------------------------------
 
     def _evaluate(self, genome: Genome, generation: int, parents: list[int], trial=None) -> Candidate:
+        if self.time_budget is not None and time.perf_counter() - self._started >= self.time_budget:
+            if trial is not None:
+                self.store.fail(trial, "not evaluated: the time budget was spent", retry=True)
+            raise _TimeUp
         key = genome.key()
         label = self.label(genome)
         stored = self._finished.get(key)
@@ -414,12 +458,17 @@ class Search:
             if trial is not None:  # an Optuna sampler proposed a stored genome
                 self._copy_trial(trial, stored)
             candidate = self._from_trial(genome, stored, generation, reused=True)
+            candidate.elapsed = time.perf_counter() - self._started
             self.candidates.append(candidate)
             self.progress.candidate_finished(label, candidate.values, {"reused": True})
             return candidate
 
         attrs = {"key": key, "genome": label, "generation": generation, "parents": parents,
                  "strategy": self.strategy}
+        context = None
+        if getattr(self.evaluate, "accepts_context", False):
+            warm = self._warm_parent(genome, parents) if self.warm_start else None
+            context = EvaluationContext(generation, parents, warm, self.store)
         if trial is None:
             trial = self.store.start(genome, self.choices, attrs)
         else:
@@ -430,12 +479,13 @@ class Search:
         numpy_state = np.random.get_state()  # training must not move the search's randomness
         started = time.perf_counter()
         try:
-            outcome = self.evaluate(genome)
+            outcome = self.evaluate(genome) if context is None else self.evaluate(genome, context)
             evaluation = outcome if isinstance(outcome, Evaluation) else Evaluation(dict(outcome))
             values = self._checked_values(evaluation.values)
         except CandidateFailed as failure:
             self.store.fail(trial, str(failure), retry=False)
-            candidate = Candidate(genome, None, trial.number, generation, parents, failed=str(failure))
+            candidate = Candidate(genome, None, trial.number, generation, parents, failed=str(failure),
+                                  elapsed=time.perf_counter() - self._started)
             self.candidates.append(candidate)
             self.progress.candidate_finished(label, None, {"reason": str(failure), "trial": trial.number})
             return candidate
@@ -447,8 +497,9 @@ class Search:
             np.random.set_state(numpy_state)
         attrs = dict(evaluation.attrs)
         attrs.setdefault("seconds", time.perf_counter() - started)
-        self.store.complete(trial, values, attrs, evaluation.weights)
-        candidate = Candidate(genome, values, trial.number, generation, parents, attrs=attrs)
+        self._finished[key] = self.store.complete(trial, values, attrs, evaluation.weights)
+        candidate = Candidate(genome, values, trial.number, generation, parents, attrs=attrs,
+                              elapsed=time.perf_counter() - self._started)
         self.candidates.append(candidate)
         self.progress.candidate_finished(label, values, {"trial": trial.number, "seconds": attrs["seconds"]})
         return candidate
@@ -477,6 +528,7 @@ class Search:
                          failed=trial.user_attrs.get("fail_reason"), reused=reused, attrs=dict(trial.user_attrs))
 
     def _copy_trial(self, trial, stored: FrozenTrial) -> None:
+        """Answer a repeated proposal with the stored result (no training)."""
         trial.set_user_attr("key", stored.user_attrs.get("key"))
         trial.set_user_attr("genome", stored.user_attrs.get("genome"))
         trial.set_user_attr("duplicate_of", stored.number)
@@ -488,7 +540,7 @@ class Search:
     def _answer_without_training(self, trial, genome: Genome, duplicate: bool) -> None:
         """Optuna samplers may propose known or infeasible genomes: answer them for free."""
         key = genome.key()
-        stored = self._finished.get(key) or self._stored_this_run(key)
+        stored = self._finished.get(key)
         if duplicate and stored is not None:
             self._copy_trial(trial, stored)
         else:
@@ -497,9 +549,24 @@ class Search:
             self.store.fail(trial, f"infeasible: violates the constraints by {self._violation(genome):.3g}",
                             retry=False)
 
-    def _stored_this_run(self, key: str) -> FrozenTrial | None:
-        number = self._trial_of.get(key)
-        return self.store.study.trials[number] if number is not None else None
+    def _warm_parent(self, genome: Genome, parents: list[int]) -> FrozenTrial | None:
+        """The trained trial a child inherits from: the closer of its NSGA-II parents, else
+        the nearest trained genome (fewest genes changed, then L1 distance between choice
+        indices, then lower trial). None when even that one differs in more than a quarter of
+        the genes: so distant a parent helps less than training from scratch."""
+        trained = [t for t in self._finished.values()
+                   if t.state == TrialState.COMPLETE and t.user_attrs.get("weights_artifact")]
+        x = self.space.encode(genome)
+
+        def distance(trial: FrozenTrial) -> tuple[int, int, int]:
+            other = self.space.encode(Genome(self.space.name, tuple((g, trial.params[g]) for g in self.choices)))
+            return int((x != other).sum()), int(np.abs(x - other).sum()), trial.number
+
+        limit = max(2, len(self.choices) // 4)
+        near = [t for t in trained if distance(t)[0] <= limit]
+        own = [t for t in near if t.number in set(parents)]
+        pool = own or near
+        return min(pool, key=distance) if pool else None
 
     # -- constraints -------------------------------------------------------------------------
 

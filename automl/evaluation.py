@@ -6,13 +6,14 @@ This is the evaluator ``automl search`` uses; the engine accepts any other calla
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 
 import torch
 
 import accelerators
 from automl.data import Dataset
-from automl.engine import Evaluation, candidate_seed
+from automl.engine import Evaluation, EvaluationContext, candidate_seed
 from automl.errors import CandidateFailed
 from automl.flops import count_flops, count_params
 from automl.genome import Genome
@@ -28,14 +29,22 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 class CNNEvaluator:
-    """Trains each genome's model with the shared recipe and reports accuracy and FLOPs."""
+    """Trains each genome's model with the shared recipe and reports accuracy and FLOPs.
+
+    With ``warm_epochs`` set, a child whose engine-chosen parent is trained starts from the
+    parent's weights transformed by Net2Net (``space.inherit``) and trains ``warm_epochs``
+    instead of ``config.epochs``.
+    """
+
+    accepts_context = True
 
     def __init__(self, space: SearchSpace, data: Dataset, config: TrainConfig, seed: int = 0,
                  accelerate: str | None = None, device: torch.device | str = "cpu",
-                 progress: SilentProgress | None = None) -> None:
+                 progress: SilentProgress | None = None, warm_epochs: float | None = None) -> None:
         self.space = space
         self.data = data
         self.config = config
+        self.warm_epochs = warm_epochs
         self.seed = seed
         self.accelerate = accelerate or ""
         accelerators.parse(self.accelerate)  # validate once, up front
@@ -70,14 +79,32 @@ class CNNEvaluator:
 
         return over
 
-    def __call__(self, genome: Genome) -> Evaluation:
+    def warm_start(self, genome: Genome, context: EvaluationContext | None, seed: int
+                   ) -> tuple[torch.nn.Module, dict] | None:
+        """The child's model inherited from its trained parent, or None (train from scratch)."""
+        if self.warm_epochs is None or context is None or context.warm_parent is None:
+            return None
+        parent_trial = context.warm_parent
+        parent_genome = self.space.make(parent_trial.params)
+        parent = self.build(parent_genome)
+        parent.load_state_dict(context.load_weights())
+        try:
+            model, moves = self.space.inherit(parent, parent_genome, genome, self.data.input_shape,
+                                              self.data.num_classes, torch.Generator().manual_seed(seed))
+        except NotImplementedError:
+            return None
+        return model, {"warm_start_from": parent_trial.number, "transforms": moves}
+
+    def __call__(self, genome: Genome, context: EvaluationContext | None = None) -> Evaluation:
         seed = candidate_seed(self.seed, genome)
         torch.manual_seed(seed)
-        model = self.build(genome)
+        warm = self.warm_start(genome, context, seed)
+        model, warm_attrs = warm if warm is not None else (self.build(genome), {})
+        config = replace(self.config, epochs=self.warm_epochs) if warm is not None else self.config
         flops, params = count_flops(model, self.data.input_shape), sum(p.numel() for p in model.parameters())
         chosen = accelerators.parse(self.accelerate)
         try:
-            result = train(model, self.data, self.config, seed=seed, accelerators=chosen,
+            result = train(model, self.data, config, seed=seed, accelerators=chosen,
                            device=self.device, on_epoch=self.progress.epoch_finished)
         except torch.OutOfMemoryError as error:
             raise CandidateFailed(f"out of memory: {str(error).splitlines()[0]}") from None
@@ -86,7 +113,7 @@ class CNNEvaluator:
             "seconds": result.seconds, "eval_seconds": result.eval_seconds, "epochs": result.epochs,
             "samples_per_s": result.samples_per_s, "train_loss": result.loss, "seed": seed,
             "accelerators": [a.spec() for a in chosen], "accelerator_reports": result.accelerators,
-            "device": str(self.device),
+            "device": str(self.device), "warm_start": warm is not None, **warm_attrs,
         }
         return Evaluation({"accuracy": result.accuracy, "flops": float(flops)}, attrs,
                           weights=result.model.state_dict())

@@ -24,7 +24,7 @@ from automl.training import TrainConfig
 
 # Settings a resumed study keeps: changing them would change what the replay asks for.
 FIXED_ON_RESUME = ("space", "dataset", "seed", "strategy", "population", "preselect", "epochs",
-                   "batch_size", "lr", "accelerate", "max_flops", "max_params")
+                   "warm_epochs", "warm_start", "batch_size", "lr", "accelerate", "max_flops", "max_params")
 STORED = FIXED_ON_RESUME + ("data_root", "device")
 
 
@@ -76,7 +76,7 @@ def run_search(settings: SearchSettings, explicit: set[str] | None = None,
     data.to(device, channels_last=True)
     config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr)
     evaluator = CNNEvaluator(space, data, config, seed=settings.seed, accelerate=settings.accelerate,
-                             device=device, progress=progress)
+                             device=device, progress=progress, warm_epochs=settings.child_epochs())
     if not settings.resume:
         name = settings.study_name()
         stored = {k: getattr(settings, k) for k in STORED}
@@ -87,11 +87,14 @@ def run_search(settings: SearchSettings, explicit: set[str] | None = None,
     elif settings.total_budget() != store.settings.get("budget"):
         store.update_settings(budget=settings.total_budget())
     if progress is not None:
+        warm = (f", warm-started children {settings.child_epochs()} epoch(s)" if settings.warm_start
+                else ", no warm starts")
         progress.message(f"study {store.name!r}: {settings.strategy} over {settings.space} on {data.name}, "
-                         f"{settings.total_budget()} evaluations of {settings.epochs} epoch(s) on {device}")
+                         f"{settings.total_budget()} evaluations of {settings.epochs} epoch(s){warm} on {device}")
     search = Search(space, evaluator, store, budget=settings.total_budget(), strategy=settings.strategy,
                     population=settings.population, seed=settings.seed,
                     violation=evaluator.violation(settings.max_flops, settings.max_params),
                     known=lambda genome: {"flops": evaluator.cost(genome)[0]}, preselect=settings.preselect,
+                    warm_start=settings.warm_start,
                     progress=progress)
     return search.run()

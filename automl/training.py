@@ -31,9 +31,9 @@ FINITE_CHECK_EVERY = 16  # steps between divergence checks (each check syncs wit
 class TrainConfig:
     """How every candidate is trained."""
 
-    epochs: int = 2
-    batch_size: int = 128
-    lr: float = 0.2
+    epochs: float = 1.0  # may be fractional: training stops after round(epochs x steps per epoch) steps
+    batch_size: int = 64
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
@@ -43,8 +43,8 @@ class TrainConfig:
     bn_samples: int = 1024  # training images used to re-estimate BatchNorm statistics at the end
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise AutomlError(f"epochs must be at least 1, got {self.epochs}")
+        if not self.epochs > 0 or not math.isfinite(self.epochs):
+            raise AutomlError(f"epochs must be a positive number, got {self.epochs}")
         if self.batch_size < 1:
             raise AutomlError(f"batch size must be at least 1, got {self.batch_size}")
         if not self.lr > 0 or not math.isfinite(self.lr):
@@ -64,7 +64,7 @@ class TrainResult:
     loss: float
     seconds: float
     eval_seconds: float
-    epochs: int
+    epochs: float
     samples: int
     samples_per_s: float
     history: list[dict[str, float]] = field(default_factory=list)
@@ -157,10 +157,10 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
     model.train()
 
     steps_per_epoch = batches_per_epoch(data.train, config.batch_size, drop_last=True)
-    total_steps = steps_per_epoch * config.epochs
+    total_steps = max(1, round(config.epochs * steps_per_epoch))
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, total_steps)
-    state = TrainState(model, optimizer, scheduler, config.epochs, steps_per_epoch,
+    state = TrainState(model, optimizer, scheduler, math.ceil(total_steps / steps_per_epoch), steps_per_epoch,
                        data.input_shape, device)
     hooks = list(accelerators)
 
@@ -175,7 +175,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
     started = time.perf_counter()
     if hooks:
         fire(Event.INIT)
-    for epoch in range(config.epochs):
+    for epoch in range(state.epochs):
         state.epoch = epoch
         epoch_started = time.perf_counter()
         if hooks:
@@ -208,7 +208,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
             state.step += 1
             if epoch_steps % FINITE_CHECK_EVERY == 0:
                 _check_finite(loss_sum, epoch, epoch_steps)
-            if state.stop:
+            if state.stop or state.step >= total_steps:
                 break
         mean_loss = _check_finite(loss_sum, epoch, epoch_steps) / max(epoch_steps, 1)
         if hooks:
@@ -218,10 +218,10 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
                 state.scheduler = make_scheduler(state.optimizer, config, total_steps, state.step - 1)
                 state.model_changed = False
         _sync(device)
-        history.append({"epoch": epoch + 1, "loss": mean_loss,
+        history.append({"epoch": state.step / steps_per_epoch, "loss": mean_loss,
                         "seconds": time.perf_counter() - epoch_started})
         if on_epoch is not None:
-            on_epoch(epoch + 1, config.epochs, mean_loss)
+            on_epoch(epoch + 1, state.epochs, mean_loss)
         if state.stop:
             break
     if hooks:
@@ -236,7 +236,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
     eval_seconds = time.perf_counter() - eval_started
     return TrainResult(
         accuracy=accuracy, loss=history[-1]["loss"] if history else math.nan, seconds=seconds,
-        eval_seconds=eval_seconds, epochs=len(history), samples=samples,
+        eval_seconds=eval_seconds, epochs=state.step / steps_per_epoch, samples=samples,
         samples_per_s=samples / seconds if seconds > 0 else 0.0, history=history,
         accelerators={hook.name: hook.report() for hook in hooks}, model=state.model,
     )

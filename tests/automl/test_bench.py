@@ -22,3 +22,22 @@ def test_nsga2_beats_the_baselines_quick():
 @pytest.mark.slow
 def test_nsga2_beats_the_baselines_on_every_problem():
     _assert_nsga2_wins(bench_engine(budget=150, seeds=10))
+
+
+def test_warmstart_benchmark_runs_quick():
+    from automl.bench import bench_warmstart
+
+    result = bench_warmstart(pairs=2, epochs=0.2, max_flops=8e6, fractions=(0.5, 1.0), default_fraction=0.5)
+    assert len(result["rows"]) == 2 and result["epochs_ratio_median"] > 0
+    assert -1 <= result["kendall_tau_at_default_fraction"] <= 1
+
+
+def test_search_benchmark_runs_quick():
+    from automl.bench import bench_search
+
+    result = bench_search(time_budget=15, epochs=0.2, max_flops=8e6, population=4,
+                          strategies=("nsga2-warm", "random"))
+    assert set(result["summary"]) == {"nsga2-warm", "random"}
+    assert result["summary"]["random"]["time_to_random_final"][0] is not None
+    for row in result["runs"]["nsga2-warm"]:
+        assert row["evaluations"] >= 1 and 0 <= row["final_hypervolume"] <= 1
