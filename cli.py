@@ -367,6 +367,46 @@ def bench_search(
                   f"{row['evaluations_mean']:.0f}  time to random's final hypervolume {row['time_to_random_final']}")
 
 
+@bench_app.command("accelerators")
+def bench_accelerators(
+    candidates: int = typer.Option(6, min=2, help="Mobile candidates (spread over the FLOPs range)."),
+    epochs: float = typer.Option(1.0, min=0.1, help="Epochs per run."),
+    max_flops: Optional[str] = typer.Option("20M", help="Candidates up to this many FLOPs."),
+    only: Optional[str] = typer.Option(None, help="Comma-separated accelerators (default: all registered)."),
+    seed: int = typer.Option(0, help="Seed of candidates and training."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Each accelerator alone vs none, same candidates and seeds: seconds/epoch ratio,
+    accuracy change, theoretical FLOPs saved, Kendall tau of the candidates' ranking."""
+    import accelerators
+    from automl.bench import bench_accelerators as run
+
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    for name in names or []:
+        accelerators.get(name)
+
+    def tick(done: int, total: int) -> None:
+        if not as_json:
+            err.print(f"candidate {done}/{total} done")
+
+    limit = parse_amount(max_flops, "--max-flops") if max_flops else None
+    result = run(candidates=candidates, epochs=epochs, max_flops=limit, seed=seed, names=names, progress=tick)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"accelerators vs none: {candidates} candidates, {epochs:g} epoch(s)")
+    for column in ("accelerator", "kind", "s/epoch ratio", "accuracy delta", "FLOPs saved (theory)", "tau",
+                   "reading"):
+        table.add_column(column)
+    for name, row in result["table"].items():
+        table.add_row(name, row["kind"], f"{row['seconds_per_epoch_ratio']:.2f}",
+                      f"{row['accuracy_delta_mean']:+.4f}", f"{row['theoretical_training_flops_saved']:.1%}",
+                      f"{row['kendall_tau']:.2f}", row["reading"])
+    out.print(table)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line and exit code 2 for every user mistake."""
     try:

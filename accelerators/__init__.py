@@ -42,4 +42,18 @@ def parse(text: str | None) -> list[Accelerator]:
     return parse_spec(text or "", get)
 
 
+def _register_builtins() -> None:
+    from accelerators.amp import MixedPrecision
+    from accelerators.approx import ApproximateTensorOps
+    from accelerators.fx16 import FixedPoint16
+    from accelerators.gradapprox import GradientApproximation
+    from accelerators.sparsegrad import SparseGradients
+
+    for cls in (FixedPoint16, SparseGradients, ApproximateTensorOps, GradientApproximation, MixedPrecision):
+        register(cls)
+
+
+_register_builtins()
+
+
 __all__ = ["KINDS", "Accelerator", "Option", "get", "names", "parse", "register", "registry"]

@@ -70,6 +70,10 @@ class Accelerator:
             known = ", ".join(self.options) or "none"
             raise AutomlError(f"accelerator {self.name!r} has no option {unknown[0]!r} (options: {known})")
         self.values = {key: values.get(key, option.default) for key, option in self.options.items()}
+        self.check()
+
+    def check(self) -> None:
+        """Validate combinations of options (single options are checked by their Option)."""
 
     def match(self, event: Event, state: TrainState) -> bool:
         return event in self.events
@@ -78,8 +82,10 @@ class Accelerator:
         """Act on ``event``; read and change ``state``."""
 
     def report(self) -> dict[str, Any]:
-        """What this accelerator measured during training (densities, FLOPs saved, ...)."""
-        return {}
+        """What this accelerator measured during training (densities, sampled fractions, ...),
+        with ``training_flops_saved``: the FLOPs of the whole training run it would save in
+        theory (0 for methods that save none)."""
+        return {"training_flops_saved": 0.0}
 
     def spec(self) -> str:
         """The ``name:key=value,...`` form of this instance (every option spelled out)."""

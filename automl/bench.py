@@ -440,3 +440,71 @@ def bench_search(time_budget: float = 600.0, seeds: int = 1, epochs: float = 1.0
             "note": "hypervolume of (1 - validation accuracy, FLOPs / max_flops) up to (1, 1); time = wall-clock "
                     "seconds from the search's start until its hypervolume first reaches random search's final "
                     "one (None: never within the budget)"}
+
+
+# -- accelerators: each alone against no accelerator, same candidates and seeds ----------------
+
+def bench_accelerators(candidates: int = 6, epochs: float = 1.0, max_flops: float | None = 20e6, seed: int = 0,
+                       names=None, progress=None) -> dict[str, Any]:
+    """Train the same candidates (spread over the FLOPs range) with no accelerator and with
+    each accelerator alone, interleaved, same seeds. Per accelerator: median ratio of seconds
+    per epoch, mean accuracy change, theoretical training FLOPs saved, and Kendall's tau
+    between the candidates ranked with and without it."""
+    import accelerators
+    from scipy.stats import kendalltau
+
+    space = search_spaces.get("mobile")
+    data = load_dataset()
+    rng = np.random.default_rng(seed)
+    names = list(names or accelerators.names())
+    costs: dict = {}
+
+    def cost(genome) -> float:
+        if genome not in costs:
+            costs[genome] = count_flops(space.build(genome, data.input_shape, data.num_classes), data.input_shape)
+        return costs[genome]
+
+    genomes = _stratified_parents(space, rng, candidates, max_flops, cost)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ["none", *names]}
+    for c, genome in enumerate(genomes):
+        for name in ["none", *names]:
+            torch.manual_seed(seed + c)
+            model = space.build(genome, data.input_shape, data.num_classes)
+            chosen = accelerators.parse(name) if name != "none" else []
+            result = train(model, data, TrainConfig(epochs=epochs), seed=seed + c, accelerators=chosen)
+            report = result.accelerators.get(name, {})
+            saved = report.get("training_flops_saved", 0.0) / (3.0 * cost(genome) * max(result.samples, 1))
+            runs[name].append({"genome": space.format(genome), "mflops": cost(genome) / 1e6,
+                               "accuracy": result.accuracy, "seconds_per_epoch": result.seconds / result.epochs,
+                               "flops_saved_fraction": saved, "report": report})
+        if progress is not None:
+            progress(c + 1, candidates)
+    base = runs["none"]
+    table = {}
+    for name in names:
+        rows = runs[name]
+        cls = accelerators.get(name)
+        ratio = statistics.median(r["seconds_per_epoch"] / b["seconds_per_epoch"] for r, b in zip(rows, base))
+        table[name] = {
+            "kind": cls.kind,
+            "seconds_per_epoch_ratio": ratio,
+            "measured_speedup": 1 / ratio,
+            "accuracy_delta_mean": statistics.mean(r["accuracy"] - b["accuracy"] for r, b in zip(rows, base)),
+            "theoretical_training_flops_saved": statistics.mean(r["flops_saved_fraction"] for r in rows),
+            "kendall_tau": float(kendalltau([r["accuracy"] for r in rows], [b["accuracy"] for b in base]).statistic),
+            "reading": _reading(cls.kind, ratio),
+        }
+    return {"benchmark": "accelerators", "candidates": candidates, "epochs": epochs, "max_flops": max_flops,
+            "seed": seed, "table": table, "runs": runs,
+            "note": "seconds_per_epoch_ratio = accelerated / plain (median over candidates, < 1 is faster); "
+                    "theoretical_training_flops_saved = fraction of 3 x forward FLOPs x samples the method "
+                    "would skip on hardware that exploits it; emulated methods save no time here"}
+
+
+def _reading(kind: str, ratio: float) -> str:
+    if kind == "emulated":
+        return f"emulated: costs {ratio:.2f}x the time here; its saving is theoretical only"
+    if kind == "wall-clock":
+        return (f"measured {1 / ratio:.2f}x speed-up" if ratio < 1 else
+                f"no saving on this machine: {ratio:.2f}x the time")
+    return f"{kind}: {ratio:.2f}x the time"

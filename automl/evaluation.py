@@ -108,6 +108,10 @@ class CNNEvaluator:
                            device=self.device, on_epoch=self.progress.epoch_finished)
         except torch.OutOfMemoryError as error:
             raise CandidateFailed(f"out of memory: {str(error).splitlines()[0]}") from None
+        training_flops = 3.0 * flops * max(result.samples, 1)  # forward + two backward products per sample
+        for report in result.accelerators.values():
+            if "training_flops_saved" in report:
+                report["training_flops_saved_fraction"] = report["training_flops_saved"] / training_flops
         attrs = {
             "flops": flops, "mflops": flops / 1e6, "params": params,
             "seconds": result.seconds, "eval_seconds": result.eval_seconds, "epochs": result.epochs,

@@ -19,7 +19,8 @@ The trainer's loop, with the event fired at each point::
 
 An accelerator that reshapes the model sets ``state.model_changed``; the trainer then builds
 a new optimizer for the new parameters (carrying over the schedule position). One that wants
-training to stop early sets ``state.stop``.
+training to stop early sets ``state.stop``; one that must drop an update (an fp16 overflow)
+sets ``state.skip_step`` at BEFORE_STEP.
 """
 
 from __future__ import annotations
@@ -61,5 +62,6 @@ class TrainState:
     outputs: Tensor | None = None
     loss: Tensor | None = None
     model_changed: bool = False
+    skip_step: bool = False  # set at BEFORE_STEP to skip this optimizer step (e.g. fp16 overflow)
     stop: bool = False
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -190,7 +190,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
                 fire(Event.BATCH)
                 inputs, targets = state.inputs, state.targets
             outputs = state.model(inputs)
-            loss = F.cross_entropy(outputs, targets, label_smoothing=config.label_smoothing)
+            loss = task_loss = F.cross_entropy(outputs, targets, label_smoothing=config.label_smoothing)
             if hooks:
                 state.outputs, state.loss = outputs, loss
                 fire(Event.LOSS)
@@ -200,9 +200,14 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
             if hooks:
                 fire(Event.AFTER_BACKWARD)
                 fire(Event.BEFORE_STEP)
-            state.optimizer.step()
+                if state.skip_step:
+                    state.skip_step = False
+                else:
+                    state.optimizer.step()
+            else:
+                state.optimizer.step()
             state.scheduler.step()
-            loss_sum += loss.detach()
+            loss_sum += task_loss.detach()  # the task's loss, before accelerators add to or scale it
             samples += len(targets)
             epoch_steps += 1
             state.step += 1

@@ -69,6 +69,20 @@ def test_search_records_trials_and_weights_quick(tmp_path):
     assert trial.values[1] == trial.user_attrs["flops"] <= 4e6
 
 
+def test_search_with_accelerators_records_them(tmp_path):
+    automl("search", "--study", "acc", "--budget", "2", "--accelerate", "fx16,sparsegrad", *SMALL, cwd=tmp_path)
+    trials = [t for t in load(tmp_path, "acc").trials if t.state == TrialState.COMPLETE]
+    assert len(trials) == 2
+    for trial in trials:
+        assert trial.user_attrs["accelerators"] == ["sparsegrad:sparsity=0.9,threshold=fit",
+                                                    "fx16:wl=16,fl=12,rounding=stochastic"]
+        reports = trial.user_attrs["accelerator_reports"]
+        # fx16 rounds the gradients first (it is outermost), flushing many to zero, so the
+        # density sparsegrad reaches can only be at or below its target here
+        assert 0 < reports["sparsegrad"]["density"] <= 0.1 + 0.05
+        assert reports["fx16"]["values_quantized"] > 0 and "training_flops_saved_fraction" in reports["fx16"]
+
+
 @pytest.mark.slow
 def test_search_budget_12_as_in_the_issue(tmp_path):
     _check_search_and_pareto(tmp_path, 12, ["--epochs", "1", "--quiet"])

@@ -72,13 +72,3 @@ def test_registry_checks_the_kind():
 def test_match_defaults_to_declared_events():
     rounder = Rounder()
     assert rounder.match(Event.BEFORE_STEP, None) and not rounder.match(Event.LOSS, None)
-
-
-@pytest.mark.parametrize("name", accelerators.names())
-def test_contract_every_registered_accelerator(name):
-    cls = accelerators.get(name)
-    assert cls.kind in accelerators.KINDS and cls.summary and cls.paper
-    instance = cls()
-    for key, option in cls.options.items():
-        assert option.check(option.default), (name, key)
-    assert accelerators.parse(instance.spec())[0].values == instance.values

@@ -41,3 +41,12 @@ def test_search_benchmark_runs_quick():
     assert result["summary"]["random"]["time_to_random_final"][0] is not None
     for row in result["runs"]["nsga2-warm"]:
         assert row["evaluations"] >= 1 and 0 <= row["final_hypervolume"] <= 1
+
+
+def test_accelerator_benchmark_runs_quick():
+    from automl.bench import bench_accelerators
+
+    result = bench_accelerators(candidates=2, epochs=0.2, max_flops=8e6, names=["sparsegrad", "approx"])
+    assert set(result["table"]) == {"sparsegrad", "approx"}
+    assert result["table"]["sparsegrad"]["reading"].startswith("emulated")
+    assert result["table"]["approx"]["theoretical_training_flops_saved"] > 0

@@ -1,0 +1,134 @@
+"""``sparsegrad``: sparsified activation gradients (emulated).
+
+Ye, Dai, Dong, Zhang & Wang (2019), "Accelerating CNN Training by Sparsifying Activation
+Gradients". In the backward pass, the gradient g = dL/dy arriving at the output y of every
+convolution is pruned per layer and iteration: with a threshold tau, entries with |g| >= tau
+are kept, and each entry below it becomes sign(g) * tau with probability |g| / tau and 0
+otherwise - so E[pruned g] = g and the weight and input gradients computed from it stay
+unbiased. The pruned g feeds both backward convolutions, which is where sparse hardware
+would save work.
+
+The threshold comes from the statistics of g:
+
+- ``threshold=fit`` (default): tau is set so that the expected fraction of zeros after the
+  stochastic rule equals ``sparsity``, found by bisection on a random sample of |g| - the
+  density reached then matches the target;
+- ``threshold=normal``: the paper's rule, assuming g ~ N(0, sigma^2):
+  tau = Phi^-1((1 + p) / 2) * sigma with sigma = sqrt(pi/2) * mean|g| and p = ``sparsity``.
+  Gradients are heavier-tailed than normal, so the density reached differs from the target;
+  the trial records it.
+
+Emulated: dense kernels do the same work on sparse tensors. The trial reports the density
+reached and the backward FLOPs a sparsity-exploiting kernel would skip.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from accelerators.base import Accelerator, Option
+from accelerators.layers import Hooks, map_gradient
+from automl.events import Event, TrainState
+
+SAMPLE = 8192  # entries of |g| used to fit the threshold
+
+
+def stochastic_prune(g: Tensor, tau: Tensor | float) -> Tensor:
+    """Keep |g| >= tau; below it, sign(g) * tau with probability |g| / tau, else 0."""
+    magnitude = g.abs()
+    small = magnitude < tau
+    promote = torch.rand_like(g) * tau < magnitude
+    return torch.where(small, torch.where(promote, torch.sign(g) * tau, torch.zeros_like(g)), g)
+
+
+def expected_zero_fraction(magnitudes: Tensor, tau: float) -> float:
+    """E[fraction of zeros] after stochastic pruning at threshold tau."""
+    return float(torch.clamp(1 - magnitudes / tau, min=0).mean())
+
+
+def fit_threshold(magnitudes: Tensor, sparsity: float, iterations: int = 30) -> float:
+    """tau whose expected zero fraction is ``sparsity`` (bisection; the fraction grows with tau)."""
+    high = float(magnitudes.max()) * 1e3 + 1e-30
+    low = 0.0
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        if expected_zero_fraction(magnitudes, middle) < sparsity:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def normal_threshold(g: Tensor, sparsity: float) -> float:
+    """The paper's rule under a N(0, sigma^2) assumption with sigma from mean |g|."""
+    sigma = math.sqrt(math.pi / 2) * float(g.abs().mean())
+    return NormalDist().inv_cdf((1 + sparsity) / 2) * sigma
+
+
+class SparseGradients(Accelerator):
+    name = "sparsegrad"
+    kind = "emulated"
+    summary = "prune activation gradients stochastically to a target sparsity (unbiased)"
+    paper = "Ye et al. 2019, Accelerating CNN Training by Sparsifying Activation Gradients"
+    order = 70  # gradients
+    events = frozenset({Event.INIT, Event.EPOCH_END, Event.FIT_END})
+    options = {
+        "sparsity": Option(0.9, "target fraction of zero gradients", lambda v: 0.0 <= v < 1.0, "0 <= sparsity < 1"),
+        "threshold": Option("fit", "fit (to the target) or normal (the paper's Gaussian rule)",
+                            lambda v: v in ("fit", "normal"), "fit or normal"),
+    }
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self.hooks = Hooks()
+        self.zeros = torch.zeros((), dtype=torch.float64)
+        self.entries = 0
+        self.saved = torch.zeros((), dtype=torch.float64)
+        self.forward_flops = 0.0
+        self.backward_flops = 0.0
+
+    def _prune(self, layer: nn.Conv2d, first: bool):
+        def prune(g: Tensor) -> Tensor:
+            flat = g.detach().reshape(-1)
+            if self.values["threshold"] == "fit":
+                sample = flat[torch.randint(len(flat), (min(SAMPLE, len(flat)),), device=flat.device)].abs()
+                tau = fit_threshold(sample, self.values["sparsity"])
+            else:
+                tau = normal_threshold(flat, self.values["sparsity"])
+            pruned = stochastic_prune(g, tau) if tau > 0 else g
+            zero = (pruned == 0).sum().to(torch.float64)
+            self.zeros += zero
+            self.entries += g.numel()
+            # backward of a conv: input gradient (skipped for the first layer) + weight gradient,
+            # each about its forward FLOPs, and both proportional to the density of g
+            forward = 2.0 * g.numel() * layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+            backward = forward * (1 if first else 2)
+            self.forward_flops += forward
+            self.backward_flops += backward
+            self.saved += backward * zero / g.numel()
+            return pruned
+        return prune
+
+    def apply(self, event: Event, state: TrainState) -> None:
+        if event is Event.INIT:
+            convs = [m for m in state.model.modules() if isinstance(m, nn.Conv2d)]
+            for i, layer in enumerate(convs):
+                rule = self._prune(layer, first=i == 0)
+                self.hooks.forward_hook(layer, lambda m, i, out, rule=rule: map_gradient(out, rule) if m.training else out)
+        elif event is Event.FIT_END:
+            self.hooks.remove()
+
+    def report(self) -> dict[str, Any]:
+        density = 1 - float(self.zeros) / self.entries if self.entries else 1.0
+        training = self.forward_flops + self.backward_flops
+        return {"target_density": 1 - self.values["sparsity"], "density": density,
+                "threshold_rule": self.values["threshold"],
+                "backward_flops_saved_fraction": float(self.saved) / self.backward_flops if self.backward_flops else 0.0,
+                "conv_training_flops_saved_fraction": float(self.saved) / training if training else 0.0,
+                "training_flops_saved": float(self.saved),
+                "note": "emulated: dense kernels did the full work; the saving is what sparse kernels would skip"}
