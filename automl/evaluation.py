@@ -105,7 +105,8 @@ class CNNEvaluator:
         chosen = accelerators.parse(self.accelerate)
         try:
             result = train(model, self.data, config, seed=seed, accelerators=chosen,
-                           device=self.device, on_epoch=self.progress.epoch_finished)
+                           device=self.device, on_epoch=self.progress.epoch_finished,
+                           cache_dir=self.cache_dir(context), context=context)
         except torch.OutOfMemoryError as error:
             raise CandidateFailed(f"out of memory: {str(error).splitlines()[0]}") from None
         training_flops = 3.0 * flops * max(result.samples, 1)  # forward + two backward products per sample
@@ -119,5 +120,22 @@ class CNNEvaluator:
             "accelerators": [a.spec() for a in chosen], "accelerator_reports": result.accelerators,
             "device": str(self.device), "warm_start": warm is not None, **warm_attrs,
         }
-        return Evaluation({"accuracy": result.accuracy, "flops": float(flops)}, attrs,
-                          weights=result.model.state_dict())
+        weights = result.model.state_dict()
+        if not self.matches_genome(weights, genome):
+            # an accelerator reshaped or wrapped the model (PruneTrain, an encoder): these weights
+            # cannot seed a Net2Net child of this genome, so they are not offered as a parent
+            attrs["weights"] = "not stored: the trained model no longer has its genome's shape"
+            weights = None
+        return Evaluation({"accuracy": result.accuracy, "flops": float(flops)}, attrs, weights=weights)
+
+    def matches_genome(self, weights: dict, genome: Genome) -> bool:
+        expected = self.build(genome).state_dict()
+        return expected.keys() == weights.keys() and all(
+            expected[k].shape == weights[k].shape for k in expected)
+
+    @staticmethod
+    def cache_dir(context: EvaluationContext | None):
+        """The study's folder for one-off artifacts accelerators share across candidates."""
+        store = getattr(context, "store", None)
+        directory = getattr(store, "artifacts_dir", None)
+        return directory / "accelerator-cache" if directory is not None else None

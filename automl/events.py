@@ -2,6 +2,9 @@
 
 The trainer's loop, with the event fired at each point::
 
+    SETUP                             before the optimizer exists: state.train, state.val,
+                                      state.input_shape and state.model may be replaced
+                                      (a data subset, an encoded data set, a wrapped model)
     INIT                              model, optimizer and schedule built
     for each epoch:
         EPOCH_START
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +38,7 @@ from torch import Tensor, nn
 
 
 class Event(Enum):
+    SETUP = "setup"
     INIT = "init"
     EPOCH_START = "epoch_start"
     BATCH = "batch"
@@ -65,3 +70,11 @@ class TrainState:
     skip_step: bool = False  # set at BEFORE_STEP to skip this optimizer step (e.g. fp16 overflow)
     stop: bool = False
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    train: Any = None  # automl.data.Split the batches come from (replaceable at SETUP)
+    val: Any = None  # automl.data.Split the final accuracy is measured on (replaceable at SETUP)
+    num_classes: int = 0
+    seed: int = 0
+    config: Any = None  # the automl.training.TrainConfig in force (read-only)
+    criterion: Any = None  # (outputs, targets) -> the task loss, as the trainer computes it
+    cache_dir: Path | None = None  # where one-off artifacts (a trained encoder) persist across candidates
+    context: Any = None  # the engine's EvaluationContext when the evaluator has one (peers, trial)

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -143,7 +144,8 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 500,
 
 def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
           accelerators: Sequence[Any] = (), device: torch.device | str = "cpu",
-          on_epoch: Callable[[int, int, float], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[int, int, float], None] | None = None,
+          cache_dir: Path | None = None, context: Any = None) -> TrainResult:
     """Train ``model`` on ``data.train``; return validation accuracy and what was measured.
 
     Deterministic for a seed on a given machine: batch order comes from a generator seeded
@@ -156,13 +158,14 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
     model = model.to(device=device, memory_format=memory_format)
     model.train()
 
-    steps_per_epoch = batches_per_epoch(data.train, config.batch_size, drop_last=True)
-    total_steps = max(1, round(config.epochs * steps_per_epoch))
-    optimizer = make_optimizer(model, config)
-    scheduler = make_scheduler(optimizer, config, total_steps)
-    state = TrainState(model, optimizer, scheduler, math.ceil(total_steps / steps_per_epoch), steps_per_epoch,
-                       data.input_shape, device)
     hooks = list(accelerators)
+
+    def criterion(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs, targets, label_smoothing=config.label_smoothing)
+
+    state = TrainState(model, None, None, 0, 0, data.input_shape, device, train=data.train, val=data.val,
+                       num_classes=data.num_classes, seed=seed, cache_dir=cache_dir, context=context,
+                       config=config, criterion=criterion)
 
     def fire(event: Event) -> None:
         for hook in hooks:
@@ -172,7 +175,15 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
     history: list[dict[str, float]] = []
     samples = 0
     _sync(device)
-    started = time.perf_counter()
+    started = time.perf_counter()  # one-off work an accelerator does at SETUP is training time
+    if hooks:
+        fire(Event.SETUP)
+        state.model = state.model.to(device=device, memory_format=memory_format)
+    steps_per_epoch = batches_per_epoch(state.train, config.batch_size, drop_last=True)
+    total_steps = max(1, round(config.epochs * steps_per_epoch))
+    state.optimizer = make_optimizer(state.model, config)
+    state.scheduler = make_scheduler(state.optimizer, config, total_steps)
+    state.epochs, state.steps_per_epoch = math.ceil(total_steps / steps_per_epoch), steps_per_epoch
     if hooks:
         fire(Event.INIT)
     for epoch in range(state.epochs):
@@ -182,7 +193,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
             fire(Event.EPOCH_START)
         loss_sum = torch.zeros((), device=device)
         epoch_steps = 0
-        for inputs, targets in data.train.batches(config.batch_size, shuffle=True, generator=generator,
+        for inputs, targets in state.train.batches(config.batch_size, shuffle=True, generator=generator,
                                                    drop_last=True, device=device):
             inputs = inputs.contiguous(memory_format=memory_format)
             if hooks:
@@ -190,7 +201,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
                 fire(Event.BATCH)
                 inputs, targets = state.inputs, state.targets
             outputs = state.model(inputs)
-            loss = task_loss = F.cross_entropy(outputs, targets, label_smoothing=config.label_smoothing)
+            loss = task_loss = criterion(outputs, targets)
             if hooks:
                 state.outputs, state.loss = outputs, loss
                 fire(Event.LOSS)
@@ -231,13 +242,13 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
             break
     if hooks:
         fire(Event.FIT_END)
-    recalibrate_batchnorm(state.model, data.train, config.batch_size, config.bn_samples,
+    recalibrate_batchnorm(state.model, state.train, config.batch_size, config.bn_samples,
                           generator, device, memory_format)
     _sync(device)
     seconds = time.perf_counter() - started
 
     eval_started = time.perf_counter()
-    accuracy = evaluate(state.model, data.val, config.eval_batch_size, device, config.channels_last)
+    accuracy = evaluate(state.model, state.val, config.eval_batch_size, device, config.channels_last)
     eval_seconds = time.perf_counter() - eval_started
     return TrainResult(
         accuracy=accuracy, loss=history[-1]["loss"] if history else math.nan, seconds=seconds,

@@ -65,7 +65,7 @@ def test_events_fire_in_loop_order(small_mnist):
     recorder = Recorder()
     result = train(_model(small_mnist), small_mnist, TrainConfig(epochs=1, batch_size=640), accelerators=[recorder])
     step = [Event.BATCH, Event.LOSS, Event.AFTER_BACKWARD, Event.BEFORE_STEP]
-    assert recorder.seen == [Event.INIT, Event.EPOCH_START, *step, *step, Event.EPOCH_END, Event.FIT_END]
+    assert recorder.seen == [Event.SETUP, Event.INIT, Event.EPOCH_START, *step, *step, Event.EPOCH_END, Event.FIT_END]
     assert result.accelerators == {"recorder": {"events": len(recorder.seen)}}
 
 
@@ -74,3 +74,26 @@ def test_bad_config_is_a_user_error():
         TrainConfig(epochs=0)
     with pytest.raises(AutomlError):
         TrainConfig(schedule="linear")
+
+
+class HalveTheData:
+    """Replaces the training split at SETUP, before the schedule is sized."""
+
+    name = "halve"
+
+    def match(self, event, state):
+        return event is Event.SETUP
+
+    def apply(self, event, state):
+        from automl.data import Split
+        half = len(state.train) // 2
+        state.train = Split(x=state.train.x[:half], y=state.train.y[:half])
+
+    def report(self):
+        return {}
+
+
+def test_setup_may_replace_the_training_split(small_mnist):
+    plain = train(_model(small_mnist), small_mnist, TrainConfig(epochs=1, batch_size=64))
+    halved = train(_model(small_mnist), small_mnist, TrainConfig(epochs=1, batch_size=64), accelerators=[HalveTheData()])
+    assert halved.samples == plain.samples // 2 and halved.epochs == 1.0
