@@ -189,6 +189,108 @@ def lineage(
 
 
 @app.command()
+def dashboard(
+    study: str = typer.Option(..., help="Study name."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 exposes it to the network)."),
+    port: int = typer.Option(8080, help="Port to listen on (0: any free port)."),
+) -> None:
+    """Open a study in optuna-dashboard (genes, FLOPs, weights, Pareto front) until Ctrl-C."""
+    from automl.dashboard import Dashboard
+    from automl.study import StudyStore
+
+    board = Dashboard(StudyStore.open(study, storage), host, port)
+    print(f"optuna-dashboard for study {study!r}: {board.url}", flush=True)
+    err.print("press Ctrl-C to stop")
+    board.serve_forever()
+    err.print("dashboard stopped")
+
+
+@app.command()
+def report(
+    study: str = typer.Option(..., help="Study name."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the report into."),
+    fmt: str = typer.Option("html", "--format", help="html (one self-contained page) or md (Markdown + PNGs)."),
+    as_json: bool = typer.Option(False, "--json", help="Also print the report's facts as JSON."),
+) -> None:
+    """Write a study's report: Pareto front, hypervolume by generation, the Pareto models,
+    accelerators and warm starts."""
+    from automl.report import FORMATS, report_facts, write_report
+    from automl.study import StudyStore
+
+    if fmt not in FORMATS:
+        raise AutomlError(f"unknown report format {fmt!r} (known: {', '.join(FORMATS)})")
+    store = StudyStore.open(study, storage)
+    page = write_report(store, out_dir, fmt)
+    if as_json:
+        print(json.dumps({"report": str(page), **report_facts(store)}, indent=2, default=str))
+        return
+    print(f"report written to {page}")
+
+
+@app.command()
+def export(
+    study: str = typer.Option(..., help="Study name."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to export into (one trial-N sub-folder per model)."),
+    trial: Optional[list[int]] = typer.Option(None, help="Trial(s) to export. (default: the Pareto front)"),
+    fmt: str = typer.Option("safetensors,onnx,pt2", "--format",
+                            help="Comma-separated: safetensors, onnx, pt2 (safetensors and card.json always)."),
+    retrain_epochs: Optional[float] = typer.Option(None, help="Retrain each architecture from scratch on "
+                                                   "train + validation for this many epochs first."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:N] (retraining and evaluation)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    as_json: bool = typer.Option(False, "--json", help="Print the model cards as JSON only."),
+) -> None:
+    """Export Pareto-optimal models: safetensors + model card (with test accuracy), ONNX, torch.export."""
+    from automl.export import ExportProgress, RichExportProgress, export_study, parse_formats
+    from automl.study import StudyStore
+
+    formats = parse_formats(fmt)
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise AutomlError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N)")
+    store = StudyStore.open(study, storage)
+    progress = ExportProgress() if quiet or as_json else RichExportProgress(err)
+    cards = export_study(store, out_dir, trial, formats, retrain_epochs, device, progress)
+    if as_json:
+        print(json.dumps(cards, indent=2, default=str))
+        return
+    if quiet:
+        for card in cards:
+            print(card["folder"])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"exported from study {store.name!r}")
+    for column in ("trial", "genome", "validation", "test", "MFLOPs", "weights"):
+        table.add_column(column, overflow="fold", min_width=24 if column == "genome" else None)
+    table.add_column("folder", no_wrap=True)
+    for card in cards:
+        validation = card["validation_accuracy"]
+        table.add_row(str(card["trial"]), card["genome"], "-" if validation is None else f"{validation:.4f}",
+                      f"{card['test_accuracy']:.4f}", f"{card['mflops']:.2f}", card["weights"], card["folder"])
+    out.print(table)
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="An exported model folder (OUT/trial-N of automl export)."),
+    images: list[Path] = typer.Argument(..., help="Image files to classify."),
+    as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+) -> None:
+    """Print the predicted class of each image file (read with PIL, normalised as the card says)."""
+    from automl.export import predict as run
+
+    rows = run(model, images)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        print(f"{row['image']}\t{row['class']}\t{row['probability']:.4f}")
+
+
+@app.command()
 def spaces(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the registered search spaces."""
     import search_spaces
@@ -214,7 +316,8 @@ def list_accelerators(as_json: bool = typer.Option(False, "--json", help="Print 
     import accelerators
 
     rows = [{"name": a.name, "kind": a.kind, "summary": a.summary, "paper": a.paper,
-             "options": {k: o.default for k, o in a.options.items()}} for a in accelerators.registry]
+             "options": {k: o.default for k, o in a.options.items()}, "order": a.order,
+             "conflicts": sorted(a.conflicts)} for a in accelerators.registry]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -369,15 +472,16 @@ def bench_search(
 
 @bench_app.command("accelerators")
 def bench_accelerators(
-    candidates: int = typer.Option(6, min=2, help="Mobile candidates (spread over the FLOPs range)."),
+    candidates: int = typer.Option(8, min=2, help="Mobile candidates (spread over the FLOPs range)."),
     epochs: float = typer.Option(1.0, min=0.1, help="Epochs per run."),
     max_flops: Optional[str] = typer.Option("20M", help="Candidates up to this many FLOPs."),
     only: Optional[str] = typer.Option(None, help="Comma-separated accelerators (default: all registered)."),
     seed: int = typer.Option(0, help="Seed of candidates and training."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Each accelerator alone vs none, same candidates and seeds: seconds/epoch ratio,
-    accuracy change, theoretical FLOPs saved, Kendall tau of the candidates' ranking."""
+    """Each accelerator alone vs none, same candidates and seeds: training-seconds ratio per
+    candidate (one-off costs included), accuracy change, theoretical FLOPs saved, Kendall tau
+    of the candidates' ranking."""
     import accelerators
     from automl.bench import bench_accelerators as run
 
@@ -397,11 +501,11 @@ def bench_accelerators(
     from rich.table import Table
 
     table = Table(title=f"accelerators vs none: {candidates} candidates, {epochs:g} epoch(s)")
-    for column in ("accelerator", "kind", "s/epoch ratio", "accuracy delta", "FLOPs saved (theory)", "tau",
-                   "reading"):
+    for column in ("accelerator", "kind", "seconds ratio", "s/epoch ratio", "accuracy delta",
+                   "FLOPs saved (theory)", "tau", "reading"):
         table.add_column(column)
     for name, row in result["table"].items():
-        table.add_row(name, row["kind"], f"{row['seconds_per_epoch_ratio']:.2f}",
+        table.add_row(name, row["kind"], f"{row['seconds_ratio']:.2f}", f"{row['seconds_per_epoch_ratio']:.2f}",
                       f"{row['accuracy_delta_mean']:+.4f}", f"{row['theoretical_training_flops_saved']:.1%}",
                       f"{row['kendall_tau']:.2f}", row["reading"])
     out.print(table)

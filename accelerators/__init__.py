@@ -45,11 +45,22 @@ def parse(text: str | None) -> list[Accelerator]:
 def _register_builtins() -> None:
     from accelerators.amp import MixedPrecision
     from accelerators.approx import ApproximateTensorOps
+    from accelerators.earlystop import EarlyStop
     from accelerators.fx16 import FixedPoint16
     from accelerators.gradapprox import GradientApproximation
+    from accelerators.isgd import InconsistentSGD
+    from accelerators.prunetrain import PruneTrain
+    from accelerators.rescale import KernelRescaling
+    from accelerators.s3pool import StochasticSpatialSampling
     from accelerators.sparsegrad import SparseGradients
+    from accelerators.ssf import StructureStrengthFilters
+    from accelerators.stdloss import StandardizationLoss
+    from accelerators.subset import Subset
+    from accelerators.wae import WaveletEncoderInput
 
-    for cls in (FixedPoint16, SparseGradients, ApproximateTensorOps, GradientApproximation, MixedPrecision):
+    for cls in (FixedPoint16, SparseGradients, ApproximateTensorOps, GradientApproximation, MixedPrecision,
+                Subset, KernelRescaling, WaveletEncoderInput, StructureStrengthFilters, PruneTrain,
+                StochasticSpatialSampling, StandardizationLoss, InconsistentSGD, EarlyStop):
         register(cls)
 
 

@@ -60,6 +60,7 @@ class Evaluation:
     values: dict[str, float]
     attrs: dict[str, Any] = field(default_factory=dict)
     weights: Mapping[str, Any] | None = None
+    pruned: bool = False  # stopped early (multi-fidelity): values are partial, the trial is PRUNED
 
 
 class _TimeUp(Exception):
@@ -76,6 +77,7 @@ class EvaluationContext:
     parents: list[int]
     warm_parent: FrozenTrial | None = None
     store: StudyStore | None = None
+    trial: Any = None  # the candidate's running Optuna trial (early stopping records rungs on it)
 
     def load_weights(self) -> dict[str, Any]:
         if self.warm_parent is None or self.store is None:
@@ -96,6 +98,7 @@ class Candidate:
     reused: bool = False
     attrs: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0  # seconds from the start of the search to this candidate's end
+    pruned: bool = False  # stopped early: values are the partial ones at its last checkpoint
 
     def as_dict(self) -> dict[str, Any]:
         return {"trial": self.trial, "genome": dict(self.genome), "values": self.values,
@@ -332,7 +335,7 @@ class Search:
         return self.result()
 
     def result(self) -> SearchResult:
-        done = [c for c in self.candidates if c.values is not None]
+        done = [c for c in self.candidates if c.values is not None and not c.pruned]
         front: list[Candidate] = []
         if done:
             points = as_minimisation([[c.values[o.name] for o in self.objectives] for c in done], self.objectives)
@@ -474,6 +477,8 @@ class Search:
         else:
             for name, value in attrs.items():
                 trial.set_user_attr(name, value)
+        if context is not None:
+            context.trial = trial
         self._trial_of[key] = trial.number
         self.progress.candidate_started(label)
         numpy_state = np.random.get_state()  # training must not move the search's randomness
@@ -497,11 +502,17 @@ class Search:
             np.random.set_state(numpy_state)
         attrs = dict(evaluation.attrs)
         attrs.setdefault("seconds", time.perf_counter() - started)
-        self._finished[key] = self.store.complete(trial, values, attrs, evaluation.weights)
+        if evaluation.pruned:
+            self._finished[key] = self.store.prune(trial, values, attrs, evaluation.weights)
+        else:
+            self._finished[key] = self.store.complete(trial, values, attrs, evaluation.weights)
         candidate = Candidate(genome, values, trial.number, generation, parents, attrs=attrs,
-                              elapsed=time.perf_counter() - self._started)
+                              elapsed=time.perf_counter() - self._started, pruned=evaluation.pruned)
         self.candidates.append(candidate)
-        self.progress.candidate_finished(label, values, {"trial": trial.number, "seconds": attrs["seconds"]})
+        info = {"trial": trial.number, "seconds": attrs["seconds"]}
+        if evaluation.pruned:
+            info["pruned"] = True
+        self.progress.candidate_finished(label, values, info)
         return candidate
 
     def _checked_values(self, values: Mapping[str, float]) -> dict[str, float]:
@@ -524,8 +535,11 @@ class Search:
         values = None
         if trial.state == TrialState.COMPLETE:
             values = {o.name: float(v) for o, v in zip(self.objectives, trial.values)}
+        elif trial.state == TrialState.PRUNED:
+            values = {o.name: float(trial.user_attrs["partial_values"][o.name]) for o in self.objectives}
         return Candidate(genome, values, trial.number, generation, list(trial.user_attrs.get("parents", [])),
-                         failed=trial.user_attrs.get("fail_reason"), reused=reused, attrs=dict(trial.user_attrs))
+                         failed=trial.user_attrs.get("fail_reason"), reused=reused, attrs=dict(trial.user_attrs),
+                         pruned=trial.state == TrialState.PRUNED)
 
     def _copy_trial(self, trial, stored: FrozenTrial) -> None:
         """Answer a repeated proposal with the stored result (no training)."""
@@ -534,6 +548,9 @@ class Search:
         trial.set_user_attr("duplicate_of", stored.number)
         if stored.state == TrialState.COMPLETE:
             self.store.study.tell(trial, list(stored.values))
+        elif stored.state == TrialState.PRUNED:
+            trial.set_user_attr("partial_values", stored.user_attrs["partial_values"])
+            self.store.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.store.fail(trial, f"same genome as failed trial {stored.number}", retry=False)
 

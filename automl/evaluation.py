@@ -126,7 +126,9 @@ class CNNEvaluator:
             # cannot seed a Net2Net child of this genome, so they are not offered as a parent
             attrs["weights"] = "not stored: the trained model no longer has its genome's shape"
             weights = None
-        return Evaluation({"accuracy": result.accuracy, "flops": float(flops)}, attrs, weights=weights)
+        pruned = any(report.get("pruned") for report in result.accelerators.values())
+        return Evaluation({"accuracy": result.accuracy, "flops": float(flops)}, attrs, weights=weights,
+                          pruned=pruned)
 
     def matches_genome(self, weights: dict, genome: Genome) -> bool:
         expected = self.build(genome).state_dict()

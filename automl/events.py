@@ -9,7 +9,8 @@ The trainer's loop, with the event fired at each point::
     for each epoch:
         EPOCH_START
         for each batch:
-            BATCH                     state.inputs / state.targets may be replaced
+            BATCH                     state.inputs / state.targets may be replaced; the model
+                                      may be reshaped between two steps (state.model_changed)
             outputs = model(inputs)
             loss = criterion(outputs, targets)
             LOSS                      state.loss may be replaced (e.g. a penalty added)
@@ -20,8 +21,10 @@ The trainer's loop, with the event fired at each point::
         EPOCH_END                     the model may be reshaped: set state.model_changed
     FIT_END                           after the last epoch, before evaluation
 
-An accelerator that reshapes the model sets ``state.model_changed``; the trainer then builds
-a new optimizer for the new parameters (carrying over the schedule position). One that wants
+An accelerator that reshapes the model (at BATCH or EPOCH_END) sets ``state.model_changed``;
+the trainer then builds a new optimizer for the new parameters (carrying over the schedule
+position) and loads into it the per-parameter state the accelerator left in
+``state.optimizer_state`` (e.g. momentum buffers sliced like the weights). One that wants
 training to stop early sets ``state.stop``; one that must drop an update (an fp16 overflow)
 sets ``state.skip_step`` at BEFORE_STEP.
 """
@@ -67,6 +70,7 @@ class TrainState:
     outputs: Tensor | None = None
     loss: Tensor | None = None
     model_changed: bool = False
+    optimizer_state: dict[Tensor, dict[str, Any]] = field(default_factory=dict)  # for a rebuilt optimizer
     skip_step: bool = False  # set at BEFORE_STEP to skip this optimizer step (e.g. fp16 overflow)
     stop: bool = False
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -12,11 +12,13 @@ channels, convolutions, BatchNorm and linear layers, not architectures.
   channels through the same ``g``. Optional ``noise`` perturbs the replicas' incoming
   weights to break symmetry (then the function is only approximately kept).
 - **Net2DeeperNet** (:func:`make_identity`): a new residual block whose last BatchNorm has
-  zero scale and shift adds exactly zero, in train and in eval mode.
+  zero scale and shift adds exactly zero, in train and in eval mode (without normalisation:
+  whose last convolution has zero weights and bias).
 - **Kernel grow** (:func:`resize_kernel`): a kxk kernel zero-padded to (k+2)x(k+2) with the
   padding grown by one computes the same convolution.
 - **Shrinking** is not function-preserving: fewer channels keep the most important ones
-  (largest |BatchNorm scale| summed over the layers that write the channels), a smaller
+  (largest |BatchNorm scale| summed over the layers that write the channels, or mean |weight|
+  per output channel of a convolution without normalisation), a smaller
   kernel keeps its centre taps, and a stage with fewer blocks keeps its first block and its
   most important others. Inherited weights then start close, not equal, to the parent.
 """
@@ -75,9 +77,17 @@ def channel_map(parent: int, child: int, importance: Tensor, generator: torch.Ge
     return select_map(importance, child)
 
 
-def importance(norms: Iterable[nn.BatchNorm2d]) -> Tensor:
-    """Channel importance: |scale| summed over the BatchNorms that write the channels."""
-    return sum(norm.weight.detach().abs() for norm in norms)
+def importance(layers: Iterable[nn.Module]) -> Tensor:
+    """Channel importance: |scale| summed over the BatchNorms that write the channels; for a
+    convolution without normalisation after it, the mean |weight| of each output channel."""
+    return sum(_channel_scale(layer) for layer in layers)
+
+
+def _channel_scale(layer: nn.Module) -> Tensor:
+    weight = layer.weight.detach()
+    if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+        return weight.abs()
+    return weight.abs().flatten(1).mean(1)
 
 
 def resize_kernel(weight: Tensor, size: tuple[int, int]) -> Tensor:
@@ -128,7 +138,9 @@ def copy_linear(child: nn.Linear, parent: nn.Linear, in_map: ChannelMap) -> None
 
 
 @torch.no_grad()
-def make_identity(last_norm: nn.BatchNorm2d) -> None:
-    """Zero scale and shift: the residual branch ending in this BatchNorm adds exactly 0."""
-    last_norm.weight.zero_()
-    last_norm.bias.zero_()
+def make_identity(last: nn.Module) -> None:
+    """Zero scale and shift: the residual branch ending in this BatchNorm (or, in a network
+    without normalisation, in this convolution: zero weights and bias) adds exactly 0."""
+    last.weight.zero_()
+    if last.bias is not None:
+        last.bias.zero_()

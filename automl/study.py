@@ -167,13 +167,13 @@ class StudyStore:
         """Genome key -> its trial, for every genome that needs no new training:
         COMPLETE trials and trials that FAILED for a reason of their own (not interrupted)."""
         finished: dict[str, FrozenTrial] = {}
-        for trial in self.trials((TrialState.COMPLETE, TrialState.FAIL)):
+        for trial in self.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
             key = trial.user_attrs.get("key")
             if key is None or trial.user_attrs.get("duplicate_of") is not None or trial.user_attrs.get("infeasible"):
                 continue  # proposals answered without training are not evaluations
             if trial.state == TrialState.FAIL and trial.user_attrs.get("retry", True):
                 continue
-            if key not in finished or trial.state == TrialState.COMPLETE:
+            if key not in finished or trial.state != TrialState.FAIL:
                 finished[key] = trial
         return finished
 
@@ -224,6 +224,18 @@ class StudyStore:
         if weights is not None and self._artifact_store is not None:
             trial.set_user_attr("weights_artifact", self.upload_weights(trial, weights))
         return self.study.tell(trial, [float(values[o.name]) for o in self.objectives])
+
+    def prune(self, trial: Trial, values: Mapping[str, float], attrs: Mapping[str, Any],
+              weights: Mapping[str, Any] | None = None) -> FrozenTrial:
+        """Mark an early-stopped trial PRUNED; Optuna keeps no values for pruned trials of a
+        multi-objective study, so its partial values are kept as the user attr
+        ``partial_values`` (what the engine uses for it, and what the dashboard shows)."""
+        attrs = {**attrs, "partial_values": {o.name: float(values[o.name]) for o in self.objectives}}
+        for key, value in attrs.items():
+            trial.set_user_attr(key, _jsonable(value))
+        if weights is not None and self._artifact_store is not None:
+            trial.set_user_attr("weights_artifact", self.upload_weights(trial, weights))
+        return self.study.tell(trial, state=TrialState.PRUNED)
 
     def fail(self, trial: Trial, reason: str, attrs: Mapping[str, Any] | None = None,
              retry: bool = False) -> FrozenTrial:

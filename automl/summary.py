@@ -79,6 +79,13 @@ def plot_front(store: StudyStore, path: str | Path) -> Path:
     axes.plot([scaled(t, 1) for t in front], [scaled(t, 0) for t in front], "o-", color="tab:red",
               drawstyle="steps-post" if objectives[0].direction == "max" else "default",
               label=f"Pareto front ({len(front)})")
+    pruned = [t for t in store.trials((TrialState.PRUNED,)) if "partial_values" in t.user_attrs]
+    if pruned:
+        names = [o.name for o in objectives]
+        partial = [[t.user_attrs["partial_values"][n] for n in names] for t in pruned]
+        axes.scatter([v[1] / 1e6 if x_name == "flops" else v[1] for v in partial], [v[0] for v in partial],
+                     s=18, marker="x", color="tab:blue", alpha=0.6,
+                     label=f"stopped early, partial accuracy ({len(pruned)})")
     for trial in front:
         axes.annotate(str(trial.number), (scaled(trial, 1), scaled(trial, 0)), fontsize=7,
                       textcoords="offset points", xytext=(3, -9))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,12 +82,15 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int,
                    last_step: int = -1) -> torch.optim.lr_scheduler.LRScheduler:
     if config.schedule == "onecycle":
+        total = max(total_steps, 4)  # torch's one-cycle divides by zero below 2 steps per phase
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=max(total_steps, 2), pct_start=0.25)
+            optimizer, max_lr=config.lr, total_steps=total, pct_start=max(0.25, 2 / total))
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
-    for _ in range(last_step + 1):  # resume the schedule's position after a rebuild
-        scheduler.step()
+    with warnings.catch_warnings():  # replaying steps before any optimizer step is intended here
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+        for _ in range(last_step + 1):  # resume the schedule's position after a rebuild
+            scheduler.step()
     return scheduler
 
 
@@ -200,6 +204,8 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
                 state.inputs, state.targets = inputs, targets
                 fire(Event.BATCH)
                 inputs, targets = state.inputs, state.targets
+                if state.model_changed:  # reshaped between two steps (PruneTrain)
+                    _rebuild_optimizer(state, config, total_steps)
             outputs = state.model(inputs)
             loss = task_loss = criterion(outputs, targets)
             if hooks:
@@ -230,9 +236,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
         if hooks:
             fire(Event.EPOCH_END)
             if state.model_changed:
-                state.optimizer = make_optimizer(state.model, config)
-                state.scheduler = make_scheduler(state.optimizer, config, total_steps, state.step - 1)
-                state.model_changed = False
+                _rebuild_optimizer(state, config, total_steps)
         _sync(device)
         history.append({"epoch": state.step / steps_per_epoch, "loss": mean_loss,
                         "seconds": time.perf_counter() - epoch_started})
@@ -256,6 +260,17 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
         samples_per_s=samples / seconds if seconds > 0 else 0.0, history=history,
         accelerators={hook.name: hook.report() for hook in hooks}, model=state.model,
     )
+
+
+def _rebuild_optimizer(state: TrainState, config: TrainConfig, total_steps: int) -> None:
+    """A new optimizer for a reshaped model's parameters, the schedule resumed at the current
+    step, and the per-parameter state (momentum) the accelerator carried over loaded into it."""
+    state.optimizer = make_optimizer(state.model, config)
+    state.scheduler = make_scheduler(state.optimizer, config, total_steps, state.step - 1)
+    for parameter, carried in state.optimizer_state.items():
+        state.optimizer.state[parameter].update(carried)
+    state.optimizer_state = {}
+    state.model_changed = False
 
 
 def _check_finite(loss_sum: torch.Tensor, epoch: int, step: int) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from automl.registry import Registry
 from search_spaces.base import DictSpace, SearchSpace
-from search_spaces.mobile import MobileSpace
+from search_spaces.mobile import MobileNormSpace, MobileSpace
 
 
 
@@ -35,5 +35,6 @@ def names() -> list[str]:
 
 
 register(MobileSpace)
+register(MobileNormSpace)
 
-__all__ = ["DictSpace", "SearchSpace", "MobileSpace", "get", "names", "register", "registry"]
+__all__ = ["DictSpace", "SearchSpace", "MobileSpace", "MobileNormSpace", "get", "names", "register", "registry"]

@@ -140,3 +140,35 @@ def test_checked_in_study_configs_parse():
     assert configs
     for path in configs:
         merge(load_config(path), {})
+
+
+SHIPPING_MISTAKES = [
+    (["dashboard", "--study", "ghost"], "no study"),
+    (["dashboard", "--study", "kept", "--port", "70000"], "--port must be between 0 and 65535"),
+    (["report", "--study", "ghost", "--out", "r"], "no study"),
+    (["report", "--study", "kept", "--out", "r", "--format", "pdf"], "unknown report format"),
+    (["export", "--study", "ghost", "--out", "x"], "no study"),
+    (["export", "--study", "kept", "--out", "x", "--format", "onnx,tflite"], "unknown export format 'tflite'"),
+    (["export", "--study", "kept", "--out", "x"], "no stored weights"),
+    (["export", "--study", "kept", "--out", "x", "--trial", "7"], "has no trial 7"),
+    (["export", "--study", "kept", "--out", "x", "--device", "tpu"], "unknown device"),
+    (["predict", "nowhere", "a.png"], "no exported model at 'nowhere'"),
+    (["predict", "studies", "a.png"], "no model card"),
+]
+
+
+@pytest.mark.parametrize("args, message", SHIPPING_MISTAKES)
+def test_dashboard_report_export_predict_mistakes_are_one_line(capsys, in_tmp, args, message):
+    _stored_study()
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
+    assert not (in_tmp / "x").exists()
+
+
+def test_help_lists_the_shipping_commands(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and all(c in out for c in ("dashboard", "report", "export", "predict"))
+    code, out, _ = run(capsys, "export", "--help")
+    assert code == 0 and "--retrain-epochs" in out and "--format" in out
