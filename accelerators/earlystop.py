@@ -11,9 +11,12 @@ so a cheap model is not pruned just for being less accurate than an expensive on
 What it does:
 
 - rungs at ``first`` x eta^i of the candidate's step budget (below 1): with the defaults
-  (first 0.33, eta 3) one rung, a third of the way;
-- at a rung (BATCH event) it measures validation accuracy (eval mode, running BN statistics;
-  the measurement runs on the training clock - it is the method's own cost), records
+  (first 0.33, eta 3) one rung, a third of the way; a warm-started child's budget is its
+  shorter warm budget, so its rungs come at the same fractions of its own training;
+- at a rung (BATCH event) it measures validation accuracy (BatchNorm statistics re-estimated
+  on 512 training images first - at a third of an epoch the running averages still describe
+  the untrained network and every candidate reads as chance; the measurement runs on the
+  training clock - it is the method's own cost), records
   (accuracy, FLOPs) on the board, and, once at least ``min_peers`` other candidates reached
   the rung, stops training unless the candidate ranks in the top ceil(n / eta);
 - a stopped candidate is finished normally (BN recalibration, validation accuracy), so its
@@ -32,15 +35,17 @@ import math
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 from optuna.trial import TrialState
 
 from accelerators.base import Accelerator, Option
 from automl.events import Event, TrainState
 from automl.flops import count_flops
 from automl.pareto import non_dominated
-from automl.training import evaluate
+from automl.training import evaluate, recalibrate_batchnorm
 
 RUNG_ATTR = "rung_accuracy"
+RECALIBRATION_SAMPLES = 512  # images to re-estimate BatchNorm statistics at a rung
 
 
 class Board(Protocol):
@@ -157,7 +162,7 @@ class EarlyStop(Accelerator):
             if getattr(context, "store", None) is not None and getattr(context, "trial", None) is not None:
                 self.board = StudyBoard(context.store, context.trial)
             self.flops = float(count_flops(state.model, state.input_shape))
-            self.steps_budget = state.epochs * state.steps_per_epoch
+            self.steps_budget = state.total_steps
             self.batch_size = state.config.batch_size if state.config is not None else 0
             fraction = self.values["first"]
             while fraction < 1 - 1e-9:
@@ -170,7 +175,7 @@ class EarlyStop(Accelerator):
             rung = self.rungs.get(state.step)
             if rung is None:
                 return
-            accuracy = evaluate(state.model, state.val, device=state.device)
+            accuracy = self._checkpoint_accuracy(state)
             peers = self.board.peers(rung)
             self.board.record(rung, accuracy, self.flops)
             self.measured[rung] = accuracy
@@ -178,6 +183,18 @@ class EarlyStop(Accelerator):
                                                                        self.values["eta"]):
                 state.stop = True  # the trainer finishes this step, then ends training
                 self.stopped_at = (state.step + 1) / state.steps_per_epoch
+
+    def _checkpoint_accuracy(self, state: TrainState) -> float:
+        """Validation accuracy now. BatchNorm's running averages still remember the untrained
+        network this early, so they are re-estimated first (as the trainer does at the end;
+        training itself uses batch statistics, so this changes nothing else)."""
+        generator = torch.Generator().manual_seed(state.seed + state.step)
+        memory_format = torch.channels_last if state.config.channels_last else torch.contiguous_format
+        recalibrate_batchnorm(state.model, state.train, state.config.batch_size, RECALIBRATION_SAMPLES,
+                              generator, state.device, memory_format)
+        state.model.train()
+        return evaluate(state.model, state.val, state.config.eval_batch_size, state.device,
+                        state.config.channels_last)
 
     def report(self) -> dict[str, Any]:
         skipped = max(self.steps_budget - self.steps_done, 0) if self.stopped_at is not None else 0

@@ -120,7 +120,7 @@ class InconsistentSGD(Accelerator):
         if event is Event.INIT:
             size = self.values["window"] or state.steps_per_epoch
             self.chart = ControlChart(max(size, 2), self.values["sigmas"])
-            planned = max(1, round(state.config.epochs * state.steps_per_epoch)) if state.config else state.steps_per_epoch
+            planned = state.total_steps or state.steps_per_epoch
             self.budget = int(self.values["max_fraction"] * planned)
             self.flops_per_sample = count_flops(state.model, state.input_shape)
         elif event is Event.BATCH:

@@ -110,8 +110,7 @@ class KernelRescaling(Accelerator):
         if event is Event.SETUP:
             self._to_low_resolution(state)
         elif event is Event.BATCH:
-            if self.switched_at is None and state.step >= round(self.values["switch"] * state.epochs
-                                                                * state.steps_per_epoch):
+            if self.switched_at is None and state.step >= round(self.values["switch"] * state.total_steps):
                 self._to_full_resolution(state)
             if self.switched_at is None:
                 state.inputs = downscale(state.inputs, self.values["scale"])

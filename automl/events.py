@@ -65,6 +65,7 @@ class TrainState:
     device: torch.device
     epoch: int = 0
     step: int = 0
+    total_steps: int = 0  # the step budget (epochs may be fractional: the last epoch can be partial)
     inputs: Tensor | None = None
     targets: Tensor | None = None
     outputs: Tensor | None = None

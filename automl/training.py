@@ -188,6 +188,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
     state.optimizer = make_optimizer(state.model, config)
     state.scheduler = make_scheduler(state.optimizer, config, total_steps)
     state.epochs, state.steps_per_epoch = math.ceil(total_steps / steps_per_epoch), steps_per_epoch
+    state.total_steps = total_steps
     if hooks:
         fire(Event.INIT)
     for epoch in range(state.epochs):
