@@ -34,7 +34,7 @@ def test_added_at_loss_and_hooks_removed(small_mnist):
     import search_spaces
     from automl.training import TrainConfig, train
 
-    space = search_spaces.get("mobile")
+    space = search_spaces.get("mobile-norm")
     model = space.build(space.parse(NO_NORM), small_mnist.input_shape, 10)
     accelerator = StandardizationLoss()
     result = train(model, small_mnist, TrainConfig(epochs=0.3), seed=0, accelerators=[accelerator])
@@ -48,7 +48,7 @@ def test_no_norm_model_learns_and_stdloss_standardizes_pre_activations(small_mni
     import search_spaces
     from automl.training import TrainConfig, train
 
-    space = search_spaces.get("mobile")
+    space = search_spaces.get("mobile-norm")
     reports = {}
     for weight in (0.0, 1.0):
         model = space.build(space.parse(NO_NORM), small_mnist.input_shape, 10)

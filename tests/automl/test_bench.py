@@ -53,4 +53,4 @@ def test_accelerator_benchmark_runs_quick():
     assert table["approx"]["theoretical_training_flops_saved"] > 0
     # half the data: about half the FLOPs really skipped, and visibly fewer seconds
     assert 0.4 < table["subset"]["theoretical_training_flops_saved"] < 0.6
-    assert all(r["epochs"] == 0.2 for r in result["runs"]["none"])
+    assert all(r["epochs"] == pytest.approx(0.2, abs=0.02) for r in result["runs"]["none"])
