@@ -120,6 +120,14 @@ class CNNEvaluator:
             "accelerators": [a.spec() for a in chosen], "accelerator_reports": result.accelerators,
             "device": str(self.device), "warm_start": warm is not None, **warm_attrs,
         }
+        for name, report in result.accelerators.items():
+            if report.get("architecture_string") and report.get("flops_after", 0) < report.get("flops_before", 0):
+                # a method that reshaped the model (PruneTrain) found an architecture of its own:
+                # the accuracy measured belongs to it, so it is recorded with its own cost
+                attrs["discovered_architecture"] = {
+                    "by": name, "architecture": report["architecture_string"], "accuracy": result.accuracy,
+                    "flops": report["flops_after"], "mflops": report["flops_after"] / 1e6,
+                    "params": report.get("params_after")}
         weights = result.model.state_dict()
         if not self.matches_genome(weights, genome):
             # an accelerator reshaped or wrapped the model (PruneTrain, an encoder): these weights

@@ -62,3 +62,35 @@ def test_constraint_violation_is_measured_on_built_models(small_mnist):
     assert abs(over(genome) - 1.0) < 1e-9 and evaluator.violation(flops, params)(genome) == 0
     assert evaluator.violation(None, None) is None
     assert torch.is_tensor(next(iter(evaluator(genome).weights.values())))
+
+
+def test_a_reshaped_model_is_recorded_as_a_discovered_architecture_not_a_parent(small_mnist, monkeypatch):
+    """PruneTrain-like: the model ends smaller than its genome, so its weights are not offered
+    for Net2Net and the architecture it found is recorded with its own accuracy and FLOPs."""
+    import accelerators
+    from automl.events import Event
+
+    class DropHeadChannels:
+        name = "shrink"
+
+        def match(self, event, state):
+            return event is Event.FIT_END
+
+        def apply(self, event, state):
+            head = state.model.classifier
+            state.model.classifier = torch.nn.Linear(head.in_features, head.out_features + 1)
+
+        def spec(self):
+            return "shrink"
+
+        def report(self):
+            return {"architecture_string": "smaller", "flops_before": 2e6, "flops_after": 1e6,
+                    "params_after": 10, "training_flops_saved": 0.0}
+
+    monkeypatch.setattr(accelerators, "parse", lambda text: [DropHeadChannels()] if text else [])
+    space = search_spaces.get("mobile")
+    evaluator = CNNEvaluator(space, small_mnist, TrainConfig(epochs=0.2), seed=0, accelerate="shrink")
+    evaluation = evaluator(space.parse(SMALLEST_MOBILE))
+    found = evaluation.attrs["discovered_architecture"]
+    assert found["by"] == "shrink" and found["flops"] == 1e6 and found["accuracy"] == evaluation.values["accuracy"]
+    assert evaluation.weights is None and "not stored" in evaluation.attrs["weights"]
