@@ -472,6 +472,10 @@ def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: floa
 
     genomes = _stratified_parents(space, rng, candidates, max_flops, cost)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ["none", *names]}
+    # warm-up, not timed: the process's first training pays one-off start-up costs (thread
+    # pools, kernels) that would otherwise make the first plain run look slow
+    train(space.build(genomes[0], data.input_shape, data.num_classes), data,
+          TrainConfig(epochs=min(epochs, 0.25)), seed=seed)
     PROCESS_BOARD.clear()  # earlystop's peers: the candidates of this benchmark only
     with tempfile.TemporaryDirectory() as cache:  # one-off artifacts (wae's encoder), shared by candidates
         for c, genome in enumerate(genomes):
