@@ -70,6 +70,10 @@ class Accelerator:
             known = ", ".join(self.options) or "none"
             raise AutomlError(f"accelerator {self.name!r} has no option {unknown[0]!r} (options: {known})")
         self.values = {key: values.get(key, option.default) for key, option in self.options.items()}
+        for key, option in self.options.items():  # values given in Python are checked as parsed ones are
+            if not option.check(self.values[key]):
+                raise AutomlError(f"accelerator {self.name!r}: option {key}={self.values[key]} "
+                                  f"is out of range ({option.rule})")
         self.check()
 
     def check(self) -> None:

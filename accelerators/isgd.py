@@ -51,7 +51,6 @@ import torch
 from torch import Tensor
 
 from accelerators.base import Accelerator, Option
-from automl.errors import AutomlError
 from automl.events import Event, TrainState
 from automl.flops import count_flops
 
@@ -111,10 +110,6 @@ class InconsistentSGD(Accelerator):
         self.flops_per_sample = 0
         self.batch_size = 0
 
-    def check(self) -> None:
-        for key, option in self.options.items():  # values given in Python, not parsed from text
-            if not option.check(self.values[key]):
-                raise AutomlError(f"accelerator {self.name!r}: option {key}={self.values[key]} is out of range ({option.rule})")
 
     def apply(self, event: Event, state: TrainState) -> None:
         if event is Event.INIT:

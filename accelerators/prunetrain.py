@@ -353,11 +353,6 @@ class PruneTrain(Accelerator):
         self.samples = 0
         self.model: nn.Module | None = None
 
-    def check(self) -> None:
-        for key, option in self.options.items():  # also when constructed directly, not parsed
-            if not option.check(self.values[key]):
-                raise AutomlError(f"accelerator {self.name!r}: option {key}={self.values[key]} "
-                                  f"is out of range ({option.rule})")
 
     def apply(self, event: Event, state: TrainState) -> None:
         if event is Event.INIT:

@@ -49,7 +49,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
-from automl.errors import AutomlError
 from automl.events import Event, TrainState
 from automl.flops import count_flops
 
@@ -159,10 +158,6 @@ class StochasticSpatialSampling(Accelerator):
         self.flops_before = 0
         self.flops_after = 0
 
-    def check(self) -> None:
-        for key, option in self.options.items():  # values given in Python, not parsed from text
-            if not option.check(self.values[key]):
-                raise AutomlError(f"accelerator {self.name!r}: option {key}={self.values[key]} is out of range ({option.rule})")
 
     def apply(self, event: Event, state: TrainState) -> None:
         if event is Event.INIT:

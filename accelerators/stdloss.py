@@ -38,7 +38,6 @@ from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
 from accelerators.layers import Hooks
-from automl.errors import AutomlError
 from automl.events import Event, TrainState
 
 EPS = 1e-5
@@ -81,10 +80,6 @@ class StandardizationLoss(Accelerator):
         self._reset_epoch()
         self.last: dict[str, float] = {"kl": float("nan"), "mean_abs_mu": float("nan"), "mean_sigma": float("nan")}
 
-    def check(self) -> None:
-        for key, option in self.options.items():  # values given in Python, not parsed from text
-            if not option.check(self.values[key]):
-                raise AutomlError(f"accelerator {self.name!r}: option {key}={self.values[key]} is out of range ({option.rule})")
 
     def _reset_epoch(self) -> None:
         self.kl_sum: Tensor | float = 0.0  # kept on the device: no sync per step
