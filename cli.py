@@ -455,9 +455,8 @@ def bench_search(
     if unknown:
         raise AutomlError(f"unknown strategy {unknown[0]!r} (known: {', '.join(SEARCH_STRATEGIES)})")
 
-    def tick(strategy: str, seed: int, row: dict) -> None:
-        if not as_json:
-            err.print(f"{strategy} seed {seed}: {row['evaluations']} evaluations, "
+    def tick(strategy: str, seed: int, row: dict) -> None:  # stderr: --json output stays clean
+        err.print(f"{strategy} seed {seed}: {row['evaluations']} evaluations, "
                       f"hypervolume {row['final_hypervolume']:.4f}")
 
     result = run(time_budget=60 * minutes, seeds=seeds, epochs=epochs,
@@ -465,9 +464,17 @@ def bench_search(
     if as_json:
         print(json.dumps(result, indent=2))
         return
+    def seconds(times) -> str:
+        return ", ".join("never" if t is None else f"{t:.0f} s" for t in times)
+
     for strategy, row in result["summary"].items():
-        out.print(f"{strategy:14s} hypervolume {row['final_hypervolume_mean']:.4f}  evaluations "
-                  f"{row['evaluations_mean']:.0f}  time to random's final hypervolume {row['time_to_random_final']}")
+        line = (f"{strategy:14s} hypervolume {row['final_hypervolume_mean']:.4f}  evaluations "
+                f"{row['evaluations_mean']:.0f}")
+        for reference in ("random", "nsga2"):
+            if f"time_to_{reference}_final" in row:
+                ratios = ", ".join("-" if r is None else f"{r:.2f}x" for r in row[f"time_ratio_to_{reference}"])
+                line += f"  to {reference}'s final: {seconds(row[f'time_to_{reference}_final'])} ({ratios})"
+        out.print(line)
 
 
 @bench_app.command("accelerators")
@@ -489,9 +496,10 @@ def bench_accelerators(
     for name in names or []:
         accelerators.get(name)
 
-    def tick(done: int, total: int) -> None:
-        if not as_json:
-            err.print(f"candidate {done}/{total} done")
+    def tick(done: int, total: int, latest: dict) -> None:  # stderr: --json output stays clean
+        plain = latest["none"]["seconds"]
+        err.print(f"candidate {done}/{total} ({latest['none']['mflops']:.1f} MFLOPs): " + ", ".join(
+            f"{name} {row['seconds'] / plain:.2f}x time, {100 * row['accuracy']:.1f}%" for name, row in latest.items()))
 
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
     result = run(candidates=candidates, epochs=epochs, max_flops=limit, seed=seed, names=names, progress=tick)
@@ -509,6 +517,7 @@ def bench_accelerators(
                       f"{row['accuracy_delta_mean']:+.4f}", f"{row['theoretical_training_flops_saved']:.1%}",
                       f"{row['kendall_tau']:.2f}", row["reading"])
     out.print(table)
+    out.print(f"seed noise alone: tau {result['seed_to_seed_kendall_tau']:.2f} between two plain runs")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -268,10 +268,17 @@ def _mutate(space, genome, k: int, rng, limit: float | None, cost):
 
 
 def _stratified_parents(space, rng, count: int, limit: float | None, cost) -> list:
-    """``count`` genomes spread over the FLOPs range: evenly spaced quantiles of a random pool
-    of 10 x ``count`` (a search compares candidates along the whole front, tiny to large)."""
-    pool = 10 * count
-    sampled = sorted((_sample_under(space, rng, limit, cost) for _ in range(pool)), key=cost)
+    """``count`` genomes spread evenly over log-FLOPs, from near the space's smallest genome up
+    to ``limit``: a search compares candidates along its whole front, tiny to large. Each genome
+    of a pool of 10 x ``count`` is sampled under its own log-uniform FLOPs cap (plain random
+    genomes crowd just under ``limit``); evenly spaced quantiles of the pool are returned."""
+    genes = space.genes()
+    smallest = cost(space.decode(np.zeros(len(genes), dtype=int)))
+    largest = limit if limit is not None else cost(space.decode(np.array([len(c) - 1 for c in genes.values()])))
+    low, high = np.log(1.5 * smallest), np.log(largest)
+    pool = [_sample_under(space, rng, float(np.exp(rng.uniform(low, high))) if high > low else limit, cost)
+            for _ in range(10 * count)]
+    sampled = sorted(pool, key=cost)
     return [sampled[int((i + 0.5) * len(sampled) / count)] for i in range(count)]
 
 
@@ -394,6 +401,10 @@ def bench_search(time_budget: float = 600.0, seeds: int = 1, epochs: float = 1.0
     space = search_spaces.get("mobile")
     data = load_dataset()
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in strategies}
+    # warm-up, not timed: the process's first training pays one-off start-up costs that would
+    # otherwise be charged to whichever strategy runs first
+    warmup = space.sample(np.random.default_rng(seed=12345))
+    train(space.build(warmup, data.input_shape, data.num_classes), data, TrainConfig(epochs=0.25), seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
             for strategy in strategies:
@@ -417,42 +428,58 @@ def bench_search(time_budget: float = 600.0, seeds: int = 1, epochs: float = 1.0
                 })
                 if progress is not None:
                     progress(strategy, seed, runs[strategy][-1])
-    summary: dict[str, Any] = {}
-    for strategy, rows in runs.items():
-        times = []
-        for row in rows:
-            random_row = next(r for r in runs["random"] if r["seed"] == row["seed"]) if "random" in runs else None
-            target = random_row["final_hypervolume"] if random_row else None
-            row["time_to_random_final"] = _time_to_reach(row["curve"], target) if target is not None else None
-            times.append(row["time_to_random_final"])
-        summary[strategy] = {
-            "final_hypervolume_mean": statistics.mean(r["final_hypervolume"] for r in rows),
-            "evaluations_mean": statistics.mean(r["evaluations"] for r in rows),
-            "time_to_random_final": times,
-        }
-    if "random" in summary:
-        reference = summary["random"]["time_to_random_final"]
-        for strategy, row in summary.items():
-            row["time_ratio_to_random"] = [t / r if t is not None and r else None
-                                           for t, r in zip(row["time_to_random_final"], reference)]
+    summary = summarise_search(runs)
     return {"benchmark": "search", "time_budget": time_budget, "seeds": seeds, "epochs": epochs,
             "max_flops": max_flops, "population": population, "summary": summary, "runs": runs,
             "target": {"nsga2-warm time ratio to random": 0.5},
             "note": "hypervolume of (1 - validation accuracy, FLOPs / max_flops) up to (1, 1); time = wall-clock "
                     "seconds from the search's start until its hypervolume first reaches random search's final "
-                    "one (None: never within the budget)"}
+                    "one (None: never within the budget); time_to_nsga2_final: the same for the final hypervolume of "
+                    "nsga2 without warm starts"}
+
+
+def summarise_search(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per strategy: mean final hypervolume and evaluations, the time each run needs to reach
+    random search's final hypervolume (and its ratio to random's own time), and, where
+    ``nsga2`` ran, the time to reach the final hypervolume of nsga2 without warm starts: the
+    comparison that isolates what warm starts add to the search itself."""
+    summary: dict[str, Any] = {}
+    for reference in ("random", "nsga2"):
+        if reference not in runs:
+            continue
+        targets = {r["seed"]: r["final_hypervolume"] for r in runs[reference]}
+        for strategy, rows in runs.items():
+            for row in rows:
+                row[f"time_to_{reference}_final"] = _time_to_reach(row["curve"], targets[row["seed"]])
+    for strategy, rows in runs.items():
+        summary[strategy] = {
+            "final_hypervolume_mean": statistics.mean(r["final_hypervolume"] for r in rows),
+            "evaluations_mean": statistics.mean(r["evaluations"] for r in rows),
+        }
+        for reference in ("random", "nsga2"):
+            if reference not in runs:
+                continue
+            times = [r[f"time_to_{reference}_final"] for r in rows]
+            own = [r[f"time_to_{reference}_final"] for r in runs[reference]]
+            summary[strategy][f"time_to_{reference}_final"] = times
+            summary[strategy][f"time_ratio_to_{reference}"] = [t / o if t is not None and o else None
+                                                               for t, o in zip(times, own)]
+    return summary
 
 
 # -- accelerators: each alone against no accelerator, same candidates and seeds ----------------
 
+NOISE_SEED_OFFSET = 1000
+
 def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: float | None = 20e6, seed: int = 0,
-                       names=None, progress=None) -> dict[str, Any]:
+                       names=None, progress=None, noise_reference: bool = True) -> dict[str, Any]:
     """Train the same candidates (spread over the FLOPs range) with no accelerator and with
     each accelerator alone, interleaved, same seeds, in this process. Per accelerator: the
     ratio of training seconds per candidate (one-off costs included: an encoder trained once
     and cached is paid by the first candidate that needs it), the median ratio of seconds per
     epoch, the mean accuracy change, the theoretical training FLOPs saved, and Kendall's tau
-    between the candidates ranked with and without it."""
+    between the candidates ranked with and without it. ``noise_reference`` adds one more plain
+    run per candidate with another seed: the tau seed noise alone gives, for scale."""
     import tempfile
 
     import accelerators
@@ -472,6 +499,7 @@ def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: floa
 
     genomes = _stratified_parents(space, rng, candidates, max_flops, cost)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ["none", *names]}
+    reference: list[float] = []  # plain runs with another seed: how far seed noise alone moves tau
     # warm-up, not timed: the process's first training pays one-off start-up costs (thread
     # pools, kernels) that would otherwise make the first plain run look slow
     train(space.build(genomes[0], data.input_shape, data.num_classes), data,
@@ -492,8 +520,13 @@ def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: floa
                                    "epochs": result.epochs, "seconds_per_epoch": result.seconds / result.epochs,
                                    "flops_saved_fraction": report.get("training_flops_saved", 0.0) / plain_flops,
                                    "report": report})
+            if noise_reference:
+                torch.manual_seed(seed + c + NOISE_SEED_OFFSET)
+                model = space.build(genome, data.input_shape, data.num_classes)
+                reference.append(train(model, data, TrainConfig(epochs=epochs),
+                                       seed=seed + c + NOISE_SEED_OFFSET).accuracy)
             if progress is not None:
-                progress(c + 1, candidates)
+                progress(c + 1, candidates, {name: rows[-1] for name, rows in runs.items()})
     base = runs["none"]
     table = {}
     for name in names:
@@ -511,13 +544,17 @@ def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: floa
             "kendall_tau": float(kendalltau([r["accuracy"] for r in rows], [b["accuracy"] for b in base]).statistic),
             "reading": _reading(cls.kind, ratio),
         }
+    seed_tau = (float(kendalltau(reference, [b["accuracy"] for b in base]).statistic)
+                if noise_reference else None)
     return {"benchmark": "accelerators", "candidates": candidates, "epochs": epochs, "max_flops": max_flops,
-            "seed": seed, "table": table, "runs": runs,
+            "seed": seed, "table": table, "runs": runs, "seed_to_seed_kendall_tau": seed_tau,
             "note": "seconds_ratio = training seconds with the accelerator / without, summed over the same "
                     "candidates (< 1 is faster; one-off costs included); seconds_per_epoch_ratio = median over "
                     "candidates; theoretical_training_flops_saved = fraction of 3 x forward FLOPs x samples of "
                     "the plain run the method skips (real for wall-clock methods, on exploiting hardware only "
-                    "for emulated ones); kendall_tau = candidates ranked by accuracy with vs without"}
+                    "for emulated ones); kendall_tau = candidates ranked by accuracy with vs without; "
+                    "seed_to_seed_kendall_tau = the same between two plain runs with different seeds (what seed "
+                    "noise alone does to tau)"}
 
 
 def _reading(kind: str, ratio: float) -> str:

@@ -405,6 +405,7 @@ class Search:
         seen: set[str] = set()
         wasted = 0
         while len(self.candidates) < self.budget and wasted < MAX_WASTED_PROPOSALS * self.budget:
+            self._check_time()  # proposals answered without training take time too
             x = rng.integers(self.n_choices)
             if self._violation_of is not None:
                 x = repair_row(x, self.n_choices, self._row_violation, rng)
@@ -434,12 +435,17 @@ class Search:
                 if genome is not None:
                     self._evaluate(genome, trial.user_attrs.get("generation", 0), [])
         wasted = 0
+        rng = np.random.default_rng(self.seed)
         while len(self.candidates) < self.budget and wasted < MAX_WASTED_PROPOSALS * self.budget:
+            self._check_time()  # a sampler stuck on known or infeasible genomes must not outlive the budget
             trial, genome = self.store.ask(self.choices, self.space.name)
             key = genome.key()
-            if key in seen or (self._violation_of is not None and self._violation(genome) > 0):
+            infeasible = key not in seen and self._violation_of is not None and self._violation(genome) > 0
+            if key in seen or infeasible:
                 wasted += 1
                 self._answer_without_training(trial, genome, key in seen)
+                if infeasible:
+                    self._enqueue_repaired(genome, seen, rng)
                 continue
             seen.add(key)
             generation = len(self.candidates) // self.population
@@ -447,13 +453,32 @@ class Search:
                 self.progress.generation_started(generation, min(self.population, self.budget - len(self.candidates)))
             self._evaluate(genome, generation, [], trial=trial)
 
+    def _enqueue_repaired(self, genome: Genome, seen: set[str], rng: np.random.Generator) -> None:
+        """Queue the repaired form of an infeasible proposal as the sampler's next trial.
+
+        Optuna's samplers never see why a trial failed, so under a FLOPs limit they keep
+        proposing genomes that break it (TPE spent a whole benchmark budget so). Our own
+        strategies repair such genomes; this gives Optuna's the same repaired genome, which
+        they then learn from like any trial of theirs."""
+        for _ in range(10):
+            x = repair_row(self.space.encode(genome), self.n_choices, self._row_violation, rng)
+            repaired = self.space.decode(x)
+            if self._violation(repaired) <= 0 and repaired.key() not in seen:
+                self.store.study.enqueue_trial(dict(repaired))
+                return
+
     # -- evaluation ---------------------------------------------------------------------------
 
-    def _evaluate(self, genome: Genome, generation: int, parents: list[int], trial=None) -> Candidate:
+    def _check_time(self, trial=None) -> None:
+        """Raise _TimeUp once the wall-clock budget is spent (a trial already asked is failed,
+        retryable, so a resumed search evaluates its genome)."""
         if self.time_budget is not None and time.perf_counter() - self._started >= self.time_budget:
             if trial is not None:
                 self.store.fail(trial, "not evaluated: the time budget was spent", retry=True)
             raise _TimeUp
+
+    def _evaluate(self, genome: Genome, generation: int, parents: list[int], trial=None) -> Candidate:
+        self._check_time(trial)
         key = genome.key()
         label = self.label(genome)
         stored = self._finished.get(key)

@@ -1,5 +1,6 @@
 """Search quality: nsga2 must beat random search and Optuna's samplers at equal budget."""
 
+import numpy as np
 import pytest
 
 from automl.bench import bench_engine
@@ -54,3 +55,21 @@ def test_accelerator_benchmark_runs_quick():
     # half the data: about half the FLOPs really skipped, and visibly fewer seconds
     assert 0.4 < table["subset"]["theoretical_training_flops_saved"] < 0.6
     assert all(r["epochs"] == pytest.approx(0.2, abs=0.02) for r in result["runs"]["none"])
+    assert -1 <= result["seed_to_seed_kendall_tau"] <= 1
+
+
+def test_benchmark_candidates_spread_over_log_flops():
+    """Candidates run from near the smallest genome to the limit, not all just under it."""
+    import search_spaces
+    from automl.bench import _stratified_parents
+    from automl.flops import count_flops
+
+    space = search_spaces.get("mobile")
+
+    def cost(genome):
+        return count_flops(space.build(genome, (1, 28, 28), 10), (1, 28, 28))
+
+    genomes = _stratified_parents(space, np.random.default_rng(0), 5, 20e6, cost)
+    flops = [cost(g) for g in genomes]
+    assert flops == sorted(flops) and flops[-1] <= 20e6
+    assert flops[0] < 0.25 * 20e6 < flops[-2]

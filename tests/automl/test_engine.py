@@ -154,3 +154,42 @@ def test_resumed_optuna_strategies_count_what_is_stored(in_tmp, strategy):
     assert len(first.calls) == 7 and len(second.calls) == 8
     assert set(first.calls).isdisjoint(second.calls)
     assert len(result.candidates) == 15
+
+
+@pytest.mark.parametrize("strategy", ["random", "optuna-tpe"])
+def test_time_budget_ends_a_search_whose_proposals_are_all_known(strategy):
+    """A sampler that keeps proposing stored genomes (answered without training) must still
+    stop when the wall-clock budget is spent, not when the candidate budget is."""
+    import signal
+    import time
+
+    def hung(signum, frame):
+        raise TimeoutError("the search outlived its time budget")
+
+    tiny = {"a": [0, 1], "b": [0, 1]}  # four genomes: every later proposal is a duplicate
+    store = StudyStore.create("t", "memory", [Objective("f1", "min"), Objective("f2", "min")], {})
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        started = time.perf_counter()
+        result = Search(DictSpace(tiny), lambda g: {"f1": g["a"], "f2": g["b"]}, store, budget=10**6,
+                        seed=0, strategy=strategy, time_budget=1.0).run()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - started < 30
+    assert len({c.genome.key() for c in result.candidates}) == 4
+
+
+@pytest.mark.parametrize("strategy", ["optuna-tpe", "optuna-nsga2"])
+def test_optuna_samplers_get_repaired_genomes_under_a_tight_constraint(strategy):
+    """Most random genomes break this limit; Optuna's samplers cannot see why a trial failed,
+    so the engine queues the repaired genome for them (as its own strategies repair theirs)."""
+    store = StudyStore.create("c", "memory", [Objective("f1", "min"), Objective("f2", "min")], {})
+    violation = lambda g: max(0.0, sum(g.values()) - 8) / 8  # noqa: E731
+    result = Search(DictSpace(SPACE), lambda g: zdt1(dict(g)), store, budget=20, seed=0,
+                    strategy=strategy, violation=violation).run()
+    assert len(result.candidates) == 20
+    assert all(sum(c.genome.values()) <= 8 for c in result.candidates)
+    infeasible = [t for t in result.study.trials if t.user_attrs.get("infeasible")]
+    assert all(t.state.name == "FAIL" for t in infeasible)
