@@ -348,8 +348,7 @@ def bench_trainer(
     from automl.bench import BENCH_GENOME, bench_trainer as run
 
     def tick(done: int, total: int) -> None:
-        if not as_json:
-            err.print(f"round {done}/{total} done")
+        err.print(f"round {done}/{total} done")  # stderr: --json output stays clean
 
     result = run(genome or BENCH_GENOME, epochs=epochs, rounds=rounds, batch_size=batch_size,
                  device=device, progress=tick)
@@ -420,8 +419,7 @@ def bench_warmstart(
     from automl.bench import bench_warmstart as run
 
     def tick(done: int, total: int) -> None:
-        if not as_json:
-            err.print(f"pair {done}/{total} done")
+        err.print(f"pair {done}/{total} done")  # stderr: --json output stays clean
 
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
     result = run(pairs=pairs, epochs=epochs, max_flops=limit, seed=seed, progress=tick)
