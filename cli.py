@@ -455,13 +455,14 @@ def bench_search(
 
     def tick(strategy: str, seed: int, row: dict) -> None:  # stderr: --json output stays clean
         err.print(f"{strategy} seed {seed}: {row['evaluations']} evaluations, "
-                      f"hypervolume {row['final_hypervolume']:.4f}")
+                  f"hypervolume {row['final_hypervolume']:.4f}")
 
     result = run(time_budget=60 * minutes, seeds=seeds, epochs=epochs,
                  max_flops=parse_amount(max_flops, "--max-flops"), strategies=chosen, progress=tick)
     if as_json:
         print(json.dumps(result, indent=2))
         return
+
     def seconds(times) -> str:
         return ", ".join("never" if t is None else f"{t:.0f} s" for t in times)
 

@@ -403,7 +403,7 @@ def bench_search(time_budget: float = 600.0, seeds: int = 1, epochs: float = 1.0
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in strategies}
     # warm-up, not timed: the process's first training pays one-off start-up costs that would
     # otherwise be charged to whichever strategy runs first
-    warmup = space.sample(np.random.default_rng(seed=12345))
+    warmup = space.decode(np.zeros(len(space.genes()), dtype=int))  # the smallest genome: cheap
     train(space.build(warmup, data.input_shape, data.num_classes), data, TrainConfig(epochs=0.25), seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
@@ -471,6 +471,7 @@ def summarise_search(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 NOISE_SEED_OFFSET = 1000
 
+
 def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: float | None = 20e6, seed: int = 0,
                        names=None, progress=None, noise_reference: bool = True) -> dict[str, Any]:
     """Train the same candidates (spread over the FLOPs range) with no accelerator and with
@@ -506,13 +507,16 @@ def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: floa
           TrainConfig(epochs=min(epochs, 0.25)), seed=seed)
     PROCESS_BOARD.clear()  # earlystop's peers: the candidates of this benchmark only
     with tempfile.TemporaryDirectory() as cache:  # one-off artifacts (wae's encoder), shared by candidates
+
+        def fit(genome, run_seed: int, chosen=()):
+            torch.manual_seed(run_seed)
+            model = space.build(genome, data.input_shape, data.num_classes)
+            return train(model, data, TrainConfig(epochs=epochs), seed=run_seed, accelerators=chosen,
+                         cache_dir=Path(cache))
+
         for c, genome in enumerate(genomes):
             for name in ["none", *names]:
-                torch.manual_seed(seed + c)
-                model = space.build(genome, data.input_shape, data.num_classes)
-                chosen = accelerators.parse(name) if name != "none" else []
-                result = train(model, data, TrainConfig(epochs=epochs), seed=seed + c, accelerators=chosen,
-                               cache_dir=Path(cache))
+                result = fit(genome, seed + c, accelerators.parse(name) if name != "none" else [])
                 report = result.accelerators.get(name, {})
                 plain_flops = 3.0 * cost(genome) * epochs * (len(data.train) // 64 * 64)
                 runs[name].append({"genome": space.format(genome), "mflops": cost(genome) / 1e6,
@@ -521,10 +525,7 @@ def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: floa
                                    "flops_saved_fraction": report.get("training_flops_saved", 0.0) / plain_flops,
                                    "report": report})
             if noise_reference:
-                torch.manual_seed(seed + c + NOISE_SEED_OFFSET)
-                model = space.build(genome, data.input_shape, data.num_classes)
-                reference.append(train(model, data, TrainConfig(epochs=epochs),
-                                       seed=seed + c + NOISE_SEED_OFFSET).accuracy)
+                reference.append(fit(genome, seed + c + NOISE_SEED_OFFSET).accuracy)
             if progress is not None:
                 progress(c + 1, candidates, {name: rows[-1] for name, rows in runs.items()})
     base = runs["none"]

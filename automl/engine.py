@@ -460,8 +460,9 @@ class Search:
         proposing genomes that break it (TPE spent a whole benchmark budget so). Our own
         strategies repair such genomes; this gives Optuna's the same repaired genome, which
         they then learn from like any trial of theirs."""
+        x0 = self.space.encode(genome)
         for _ in range(10):
-            x = repair_row(self.space.encode(genome), self.n_choices, self._row_violation, rng)
+            x = repair_row(x0, self.n_choices, self._row_violation, rng)
             repaired = self.space.decode(x)
             if self._violation(repaired) <= 0 and repaired.key() not in seen:
                 self.store.study.enqueue_trial(dict(repaired))
