@@ -26,7 +26,8 @@ What it does:
 
 The board: inside a search, the study itself (rung records are user attrs of the trials, so
 several workers sharing a study see each other's); without a study (``automl.training.train``
-called directly, the benchmark), one board per process, :data:`PROCESS_BOARD`.
+called directly), one board per process, :data:`PROCESS_BOARD`; the benchmark gives each
+setting it compares a :class:`MemoryBoard` of its own.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,6 +56,9 @@ def _sqlite_path(url: str) -> Path | None:
     return None
 
 
+SQLITE_OPEN_ATTEMPTS = 5
+
+
 def open_storage(url: str, must_exist: bool = False) -> optuna.storages.BaseStorage:
     """An Optuna storage for a URL; ``journal:///path`` selects a journal file.
 
@@ -78,11 +82,18 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.BaseStor
     if "://" not in url:
         raise StudyError(f"storage {url!r} is not a URL (e.g. sqlite:///studies/demo.db, "
                          "postgresql://user@host/db, journal:///path/file.log)")
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as error:  # sqlalchemy raises many kinds for bad URLs or servers
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise StudyError(f"cannot open storage {url!r}: {message}") from None
+    # Processes opening one new SQLite file at once race to create its tables ("table studies
+    # already exists", a duplicate alembic version row); the schema is complete once the winner
+    # commits, so the losers try again.
+    attempts = SQLITE_OPEN_ATTEMPTS if sqlite is not None else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except Exception as error:  # sqlalchemy raises many kinds for bad URLs or servers
+            if attempt == attempts:
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise StudyError(f"cannot open storage {url!r}: {message}") from None
+            time.sleep(0.2 * attempt)
 
 
 class StudyStore:

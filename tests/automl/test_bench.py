@@ -56,6 +56,27 @@ def test_accelerator_benchmark_runs_quick():
     assert 0.4 < table["subset"]["theoretical_training_flops_saved"] < 0.6
     assert all(r["epochs"] == pytest.approx(0.2, abs=0.02) for r in result["runs"]["none"])
     assert -1 <= result["seed_to_seed_kendall_tau"] <= 1
+    assert len(result["reference_accuracy"]) == 2
+    for row in [*table.values(), result["seed_noise"]]:
+        assert -1 <= row["kendall_tau"] <= 1 and 0 <= row["front_recall"] <= 1
+
+
+def test_accelerator_benchmark_takes_options_and_averages_the_reference():
+    """Specs with options are rows of their own; the reference is the plain mean over seeds."""
+    import statistics
+
+    from automl.bench import bench_accelerators
+
+    result = bench_accelerators(candidates=2, epochs=0.5, max_flops=4e6, reference_seeds=3,
+                                names=["subset:fraction=0.25", "subset:fraction=0.5,select=diverse"])
+    table = result["table"]
+    assert set(table) == {"subset:fraction=0.25", "subset:fraction=0.5,select=diverse"}
+    saved = {spec: row["theoretical_training_flops_saved"] for spec, row in table.items()}
+    assert saved["subset:fraction=0.25"] > saved["subset:fraction=0.5,select=diverse"] > 0.3
+    assert result["runs"]["subset:fraction=0.5,select=diverse"][0]["report"]["select"] == "diverse"
+    for c, seeds in enumerate(result["reference_runs"]):
+        assert len(seeds) == 3 and seeds[0] == result["runs"]["none"][c]["accuracy"]
+        assert result["reference_accuracy"][c] == pytest.approx(statistics.mean(seeds))
 
 
 def test_benchmark_candidates_spread_over_log_flops():

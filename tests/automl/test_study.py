@@ -1,3 +1,5 @@
+import time
+
 import pytest
 import torch
 from optuna.trial import TrialState
@@ -5,7 +7,7 @@ from optuna.trial import TrialState
 from automl.errors import StudyError
 from automl.genome import Genome
 from automl.pareto import DEFAULT_OBJECTIVES
-from automl.study import StudyStore
+from automl.study import StudyStore, open_storage
 
 CHOICES = {"a": [1, 2, 3], "b": ["x", "y"]}
 
@@ -90,3 +92,25 @@ def test_pareto_lists_non_dominated_trials(in_tmp):
 def test_journal_storage(in_tmp):
     StudyStore.create("j", "journal:///studies/j.log", DEFAULT_OBJECTIVES, {"seed": 1})
     assert StudyStore.open("j", "journal:///studies/j.log").settings["seed"] == 1
+
+
+def _open_at(url: str, start: float) -> str:
+    while time.time() < start:  # all processes start creating the schema together
+        pass
+    try:
+        open_storage(url)
+        return "ok"
+    except StudyError as error:
+        return str(error)
+
+
+def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path):
+    """Two workers started together on a new database race to create its tables; neither fails."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path}/shared.db"
+    for _ in range(3):
+        (tmp_path / "shared.db").unlink(missing_ok=True)
+        start = time.time() + 1.5
+        with multiprocessing.get_context("fork").Pool(4) as pool:
+            assert pool.starmap(_open_at, [(url, start)] * 4) == ["ok"] * 4
