@@ -496,16 +496,9 @@ def bench_accelerators(
     import accelerators
     from automl.bench import bench_accelerators as run
 
-    specs = None
-    if only:
-        specs = []
-        for token in (t.strip() for t in only.split(",")):
-            if "=" in token and ":" not in token and specs:
-                specs[-1] += "," + token  # another option of the accelerator before it
-            elif token:
-                specs.append(token)
-        for spec in specs:
-            accelerators.parse(spec)
+    specs = accelerators.split_spec(only) if only else None
+    for spec in specs or []:
+        accelerators.parse(spec)
 
     def tick(done: int, total: int, latest: dict) -> None:  # stderr: --json output stays clean
         plain = latest["none"]["seconds"]

@@ -7,7 +7,7 @@ instances in run order. Third-party accelerators register through the
 
 from __future__ import annotations
 
-from accelerators.base import KINDS, Accelerator, Option, parse_spec
+from accelerators.base import KINDS, Accelerator, Option, parse_spec, split_spec
 from automl.errors import AutomlError
 from automl.registry import Registry
 
@@ -67,4 +67,4 @@ def _register_builtins() -> None:
 _register_builtins()
 
 
-__all__ = ["KINDS", "Accelerator", "Option", "get", "names", "parse", "register", "registry"]
+__all__ = ["KINDS", "Accelerator", "Option", "get", "names", "parse", "register", "registry", "split_spec"]

@@ -98,25 +98,32 @@ class Accelerator:
         return f"{self.name}:" + ",".join(f"{k}={v}" for k, v in self.values.items())
 
 
-def parse_spec(text: str, lookup: Callable[[str], type[Accelerator]]) -> list[Accelerator]:
-    """``"fx16,sparsegrad:sparsity=0.9,keep=2"`` -> configured accelerators in run order.
+def split_spec(text: str) -> list[str]:
+    """``"fx16,sparsegrad:sparsity=0.9,keep=2"`` -> ``["fx16", "sparsegrad:sparsity=0.9,keep=2"]``.
 
     A comma-separated token with ``=`` and no ``:`` continues the options of the accelerator
     before it; any other token starts a new accelerator.
     """
-    groups: list[tuple[str, list[str]]] = []
+    specs: list[str] = []
     for token in (t.strip() for t in text.split(",")):
         if not token:
             continue
         if "=" in token and ":" not in token:
-            if not groups:
+            if not specs:
                 raise AutomlError(f"accelerator option {token!r} comes before any accelerator name")
-            groups[-1][1].append(token)
+            specs[-1] += "," + token
         else:
-            name, _, first = token.partition(":")
-            groups.append((name.strip(), [first] if first else []))
+            specs.append(token)
+    return specs
+
+
+def parse_spec(text: str, lookup: Callable[[str], type[Accelerator]]) -> list[Accelerator]:
+    """``"fx16,sparsegrad:sparsity=0.9,keep=2"`` -> configured accelerators in run order
+    (see :func:`split_spec` for how tokens group)."""
     chosen: list[Accelerator] = []
-    for name, pairs in groups:
+    for spec in split_spec(text):
+        name, _, options = spec.partition(":")
+        name, pairs = name.strip(), options.split(",") if options else []
         cls = lookup(name)
         values: dict[str, Any] = {}
         for pair in pairs:

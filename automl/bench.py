@@ -267,6 +267,12 @@ def _mutate(space, genome, k: int, rng, limit: float | None, cost):
     raise ValueError("no mutated genome under the FLOPs limit")
 
 
+def _warm_up(space, data, genome, epochs: float = 0.25, seed: int = 0) -> None:
+    """An untimed training run: a process's first training pays one-off start-up costs (thread
+    pools, kernels) that would otherwise be charged to whatever a benchmark times first."""
+    train(space.build(genome, data.input_shape, data.num_classes), data, TrainConfig(epochs=epochs), seed=seed)
+
+
 def _stratified_parents(space, rng, count: int, limit: float | None, cost) -> list:
     """``count`` genomes spread evenly over log-FLOPs, from near the space's smallest genome up
     to ``limit``: a search compares candidates along its whole front, tiny to large. Each genome
@@ -401,10 +407,7 @@ def bench_search(time_budget: float = 600.0, seeds: int = 1, epochs: float = 1.0
     space = search_spaces.get("mobile")
     data = load_dataset()
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in strategies}
-    # warm-up, not timed: the process's first training pays one-off start-up costs that would
-    # otherwise be charged to whichever strategy runs first
-    warmup = space.decode(np.zeros(len(space.genes()), dtype=int))  # the smallest genome: cheap
-    train(space.build(warmup, data.input_shape, data.num_classes), data, TrainConfig(epochs=0.25), seed=0)
+    _warm_up(space, data, space.decode(np.zeros(len(space.genes()), dtype=int)))  # smallest genome: cheap
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
             for strategy in strategies:
@@ -531,10 +534,7 @@ def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: floa
     plain_seeds: list[list[float]] = []  # per candidate: plain accuracies over the reference seeds
     noise: list[float] = []  # per candidate: one more plain run, scored as a method is
     boards = {spec: MemoryBoard() for spec in specs}  # earlystop's peers: same spec, this benchmark only
-    # warm-up, not timed: the process's first training pays one-off start-up costs (thread
-    # pools, kernels) that would otherwise make the first plain run look slow
-    train(space.build(genomes[0], data.input_shape, data.num_classes), data,
-          TrainConfig(epochs=min(epochs, 0.25)), seed=seed)
+    _warm_up(space, data, genomes[0], min(epochs, 0.25), seed)
     with tempfile.TemporaryDirectory() as cache:  # one-off artifacts (wae's encoder), shared by candidates
 
         def fit(genome, run_seed: int, spec: str | None = None):
