@@ -484,15 +484,16 @@ def bench_accelerators(
     only: Optional[str] = typer.Option(
         None, help="Comma-separated accelerators, options allowed (e.g. 'subset:select=diverse,rescale'); "
                    "default: all registered."),
-    reference_seeds: int = typer.Option(2, min=1, help="Plain runs per candidate averaged into the reference "
-                                                       "ranking (one more is the seed-noise ceiling)."),
+    seeds: int = typer.Option(2, min=1, help="Seeds per candidate, plain and with each method; rankings compare "
+                                             "mean accuracies (as many other plain seeds give the seed-noise "
+                                             "ceiling)."),
     seed: int = typer.Option(0, help="Seed of candidates and training."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Each accelerator alone vs none, same candidates and seeds: training-seconds ratio per
     candidate (one-off costs included), accuracy change, theoretical FLOPs saved, and how well
     the candidates' ranking is kept (Kendall tau, share of the Pareto front) against plain
-    training averaged over seeds - next to what seed noise alone keeps."""
+    training, both averaged over seeds - next to what seed noise alone keeps."""
     import accelerators
     from automl.bench import bench_accelerators as run
 
@@ -507,20 +508,24 @@ def bench_accelerators(
 
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
     result = run(candidates=candidates, epochs=epochs, max_flops=limit, seed=seed, names=specs, progress=tick,
-                 reference_seeds=reference_seeds)
+                 seeds=seeds)
     if as_json:
         print(json.dumps(result, indent=2))
         return
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"accelerators vs none: {candidates} candidates, {epochs:g} epoch(s)",
+    table = Table(title=f"accelerators vs none: {candidates} candidates, {epochs:g} epoch(s), {seeds} seed(s)",
+                  box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True,
                   caption=f"speed-up: plain / accelerated training seconds per candidate, one-off costs in; "
-                          f"acc. pt: accuracy change; tau, front: Kendall tau and share of the Pareto front "
-                          f"kept against plain training averaged over {reference_seeds} seed(s); "
-                          f"tau 1 seed: against the plain run with the same seed")
-    for column in ("accelerator", "kind", "speed-up", "s/epoch", "acc. pt", "FLOPs saved", "tau", "front",
-                   "tau 1 seed"):
-        table.add_column(column, overflow="fold")
+                          f"s/epoch: ratio of seconds per epoch; acc pt: accuracy change; saved: training "
+                          f"FLOPs skipped (emulated methods: on hardware that exploits them); tau, front: "
+                          f"Kendall tau and share of the Pareto front kept, mean accuracy over {seeds} seed(s) "
+                          f"with the method vs plain; tau 1: one run vs one plain run, same seed")
+    table.add_column("accelerator", overflow="fold", min_width=10)
+    table.add_column("kind", overflow="fold", min_width=8)
+    for column in ("speed-up", "s/epoch", "acc pt", "saved", "tau", "front", "tau 1"):
+        table.add_column(column, justify="right", no_wrap=True)  # figures never split across lines
     for name, row in result["table"].items():
         table.add_row(name, row["kind"], f"{row['measured_speedup']:.2f}x", f"{row['seconds_per_epoch_ratio']:.2f}",
                       f"{100 * row['accuracy_delta_mean']:+.1f}", f"{row['theoretical_training_flops_saved']:.0%}",
@@ -528,8 +533,8 @@ def bench_accelerators(
                       f"{row['kendall_tau_single_seed']:.2f}")
     out.print(table)
     noise = result["seed_noise"]
-    out.print(f"seed noise alone (one more plain run): tau {noise['kendall_tau']:.2f}, front kept "
-              f"{noise['front_recall']:.0%}; tau {result['seed_to_seed_kendall_tau']:.2f} between two single runs")
+    out.print(f"seed noise alone (plain training under {seeds} other seed(s)): tau {noise['kendall_tau']:.2f}, "
+              f"front kept {noise['front_recall']:.0%}; tau 1 seed {result['seed_to_seed_kendall_tau']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:

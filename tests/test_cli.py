@@ -172,3 +172,12 @@ def test_help_lists_the_shipping_commands(capsys):
     assert code == 0 and all(c in out for c in ("dashboard", "report", "export", "predict"))
     code, out, _ = run(capsys, "export", "--help")
     assert code == 0 and "--retrain-epochs" in out and "--format" in out
+
+
+def test_bench_accelerators_prints_its_table_and_the_seed_noise_ceiling(capsys):
+    code, out, err = run(capsys, "bench", "accelerators", "--candidates", "2", "--epochs", "0.2", "--max-flops", "4M",
+                         "--seeds", "1", "--only", "subset:fraction=0.7")
+    assert code in (0, None)
+    words = " ".join(out.split())  # rich folds long cells and lines to the terminal's width
+    assert "subset:fr" in out and "seed noise alone (plain training under 1 other seed(s))" in words
+    assert "candidate 2/2" in err  # progress on stderr, so --json output stays clean

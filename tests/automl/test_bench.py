@@ -61,22 +61,31 @@ def test_accelerator_benchmark_runs_quick():
         assert -1 <= row["kendall_tau"] <= 1 and 0 <= row["front_recall"] <= 1
 
 
-def test_accelerator_benchmark_takes_options_and_averages_the_reference():
-    """Specs with options are rows of their own; the reference is the plain mean over seeds."""
+def test_accelerator_benchmark_takes_options_and_averages_over_seeds():
+    """Specs with options are rows of their own; every row is the mean over the seeds, the
+    ceiling comes from as many other plain seeds, single-seed tau from the first seeds."""
     import statistics
 
     from automl.bench import bench_accelerators
+    from scipy.stats import kendalltau
 
-    result = bench_accelerators(candidates=2, epochs=0.5, max_flops=4e6, reference_seeds=3,
+    result = bench_accelerators(candidates=3, epochs=0.5, max_flops=4e6, seeds=3,
                                 names=["subset:fraction=0.25", "subset:fraction=0.5,select=diverse"])
     table = result["table"]
     assert set(table) == {"subset:fraction=0.25", "subset:fraction=0.5,select=diverse"}
     saved = {spec: row["theoretical_training_flops_saved"] for spec, row in table.items()}
     assert saved["subset:fraction=0.25"] > saved["subset:fraction=0.5,select=diverse"] > 0.3
     assert result["runs"]["subset:fraction=0.5,select=diverse"][0]["report"]["select"] == "diverse"
-    for c, seeds in enumerate(result["reference_runs"]):
-        assert len(seeds) == 3 and seeds[0] == result["runs"]["none"][c]["accuracy"]
-        assert result["reference_accuracy"][c] == pytest.approx(statistics.mean(seeds))
+    for spec, rows in result["runs"].items():
+        for row in rows:
+            assert len(row["accuracies"]) == 3 and row["accuracy"] == pytest.approx(statistics.mean(row["accuracies"]))
+    assert result["reference_accuracy"] == [row["accuracy"] for row in result["runs"]["none"]]
+    assert all(len(n) == 3 for n in result["noise_runs"])
+    assert result["noise_accuracy"] == pytest.approx([statistics.mean(n) for n in result["noise_runs"]])
+    quarter = [row["accuracies"][0] for row in result["runs"]["subset:fraction=0.25"]]
+    plain = [row["accuracies"][0] for row in result["runs"]["none"]]
+    assert table["subset:fraction=0.25"]["kendall_tau_single_seed"] == pytest.approx(
+        kendalltau(quarter, plain).statistic, nan_ok=True)
 
 
 def test_benchmark_candidates_spread_over_log_flops():
