@@ -538,6 +538,8 @@ def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: floa
     # earlystop's peers: one board per spec and seed, as if each seed were a search of its own
     boards = {(spec, k): MemoryBoard() for spec in specs for k in range(seeds)}
     _warm_up(space, data, genomes[0], min(epochs, 0.25), seed)
+    config = TrainConfig(epochs=epochs)
+    trained_samples = epochs * (len(data.train) // config.batch_size * config.batch_size)  # drop_last batches
     with tempfile.TemporaryDirectory() as cache:  # one-off artifacts (wae's encoder), shared by candidates
 
         def fit(genome, run_seed: int, spec: str | None = None, k: int = 0):
@@ -547,11 +549,10 @@ def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: floa
                     method.board = boards[spec, k]
             torch.manual_seed(run_seed)
             model = space.build(genome, data.input_shape, data.num_classes)
-            return train(model, data, TrainConfig(epochs=epochs), seed=run_seed, accelerators=chosen,
-                         cache_dir=Path(cache))
+            return train(model, data, config, seed=run_seed, accelerators=chosen, cache_dir=Path(cache))
 
-        plain_flops_per_epoch = 3.0 * (len(data.train) // 64 * 64)
         for c, genome in enumerate(genomes):
+            plain_flops = 3.0 * cost(genome) * trained_samples  # forward + two backward passes
             per_seed: dict[str, list[dict[str, Any]]] = {spec: [] for spec in runs}
             for k in range(seeds):
                 for spec in runs:
@@ -559,8 +560,8 @@ def bench_accelerators(candidates: int = 8, epochs: float = 1.0, max_flops: floa
                     report = result.accelerators.get(spec.split(":")[0], {})
                     per_seed[spec].append({
                         "accuracy": result.accuracy, "seconds": result.seconds, "epochs": result.epochs,
-                        "flops_saved_fraction": report.get("training_flops_saved", 0.0)
-                        / (plain_flops_per_epoch * cost(genome) * epochs), "report": report})
+                        "flops_saved_fraction": report.get("training_flops_saved", 0.0) / plain_flops,
+                        "report": report})
             for spec, rows in per_seed.items():
                 runs[spec].append({
                     "genome": space.format(genome), "mflops": cost(genome) / 1e6,
