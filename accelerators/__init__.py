@@ -8,8 +8,8 @@ instances in run order. Third-party accelerators register through the
 from __future__ import annotations
 
 from accelerators.base import KINDS, Accelerator, Option, parse_spec, split_spec
-from automl.errors import AutomlError
-from automl.registry import Registry
+from automl.core.errors import AutomlError
+from automl.core.registry import Registry
 
 
 
@@ -21,7 +21,6 @@ def _checked(cls: type[Accelerator]) -> type[Accelerator]:
     return cls
 
 
-registry: Registry[type[Accelerator]] = Registry("accelerator", "automl.accelerators", _checked)
 
 
 def register(cls: type[Accelerator]) -> type[Accelerator]:
@@ -64,7 +63,7 @@ def _register_builtins() -> None:
         register(cls)
 
 
-_register_builtins()
+registry: Registry[type[Accelerator]] = Registry("accelerator", "automl.accelerators", _checked, _register_builtins)
 
 
 __all__ = ["KINDS", "Accelerator", "Option", "get", "names", "parse", "register", "registry", "split_spec"]

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from accelerators.base import Accelerator, Option
-from automl.errors import AutomlError
-from automl.events import Event, TrainState
+from automl.core.errors import AutomlError
+from automl.train.events import Event, TrainState
 
 GROWTH_INTERVAL = 2000
 

@@ -31,7 +31,8 @@ from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
 from accelerators.layers import Hooks, compute_layers
-from automl.events import Event, TrainState
+from automl.nn.flops import training_flops
+from automl.train.events import Event, TrainState
 
 
 def channel_scores(x: Tensor, weight: Tensor) -> Tensor:
@@ -117,8 +118,8 @@ class ApproximateTensorOps(Accelerator):
     def _count(self, channels: int, kept: int, flops: float) -> None:
         self.kept += kept
         self.total += channels
-        self.flops += 3 * flops  # forward, input gradient, weight gradient all shrink alike
-        self.saved += 3 * flops * (1 - kept / channels)
+        self.flops += training_flops(flops, 1)  # forward, input gradient, weight gradient all shrink alike
+        self.saved += training_flops(flops, 1) * (1 - kept / channels)
 
     def apply(self, event: Event, state: TrainState) -> None:
         if event is Event.INIT:

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from automl.errors import AutomlError
-from automl.events import Event, TrainState
+from automl.core.errors import AutomlError
+from automl.train.events import Event, TrainState
 
 KINDS = ("wall-clock", "emulated", "regularizer", "fidelity")
 

@@ -40,10 +40,10 @@ import torch
 from optuna.trial import TrialState
 
 from accelerators.base import Accelerator, Option
-from automl.events import Event, TrainState
-from automl.flops import count_flops
-from automl.pareto import non_dominated
-from automl.training import evaluate, recalibrate_batchnorm
+from automl.train.events import Event, TrainState
+from automl.nn.flops import count_flops, training_flops
+from automl.core.pareto import nsga_order
+from automl.train.loop import evaluate, recalibrate_batchnorm
 
 RUNG_ATTR = "rung_accuracy"
 RECALIBRATION_SAMPLES = 512  # images to re-estimate BatchNorm statistics at a rung
@@ -77,13 +77,14 @@ PROCESS_BOARD = MemoryBoard()
 class StudyBoard:
     """Rung records kept on the study's trials (user attrs), shared by every worker."""
 
-    def __init__(self, store, trial) -> None:
-        self.store, self.trial = store, trial
+    def __init__(self, study, trial) -> None:
+        self.study, self.trial = study, trial
         self.mine: dict[str, float] = {}
 
     def peers(self, rung: str) -> list[tuple[float, float]]:
         found = []
-        for other in self.store.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        for other in self.study.get_trials(deepcopy=False, states=states):
             if other.number == self.trial.number or other.user_attrs.get("duplicate_of") is not None:
                 continue
             accuracy = other.user_attrs.get(RUNG_ATTR, {}).get(rung)
@@ -95,33 +96,6 @@ class StudyBoard:
         self.mine[rung] = accuracy
         self.trial.set_user_attr(RUNG_ATTR, dict(self.mine))
         self.trial.set_user_attr("rung_flops", flops)
-
-
-def crowding(points: np.ndarray) -> np.ndarray:
-    """NSGA-II crowding distance of points (n, m) in one front (boundaries infinite)."""
-    n, m = points.shape
-    distance = np.zeros(n)
-    if n <= 2:
-        return np.full(n, np.inf)
-    for j in range(m):
-        order = np.argsort(points[:, j])
-        span = points[order[-1], j] - points[order[0], j]
-        distance[order[0]] = distance[order[-1]] = np.inf
-        if span > 0:
-            distance[order[1:-1]] += (points[order[2:], j] - points[order[:-2], j]) / span
-    return distance
-
-
-def nsga_order(points: np.ndarray) -> list[int]:
-    """Indices of minimisation points (n, m) best first: by front, then by crowding distance."""
-    remaining = np.arange(len(points))
-    order: list[int] = []
-    while len(remaining):
-        front = remaining[non_dominated(points[remaining])]
-        distance = crowding(points[front])
-        order.extend(int(front[i]) for i in np.argsort(-distance, kind="stable"))
-        remaining = np.setdiff1d(remaining, front)
-    return order
 
 
 def survives(mine: tuple[float, float], peers: list[tuple[float, float]], eta: int) -> bool:
@@ -160,8 +134,8 @@ class EarlyStop(Accelerator):
     def apply(self, event: Event, state: TrainState) -> None:
         if event is Event.INIT:
             context = state.context
-            if getattr(context, "store", None) is not None and getattr(context, "trial", None) is not None:
-                self.board = StudyBoard(context.store, context.trial)
+            if getattr(context, "study", None) is not None and getattr(context, "trial", None) is not None:
+                self.board = StudyBoard(context.study, context.trial)
             self.flops = float(count_flops(state.model, state.input_shape))
             self.steps_budget = state.total_steps
             self.batch_size = state.config.batch_size if state.config is not None else 0
@@ -201,4 +175,4 @@ class EarlyStop(Accelerator):
         skipped = max(self.steps_budget - self.steps_done, 0) if self.stopped_at is not None else 0
         return {"pruned": self.stopped_at is not None, "stopped_at_epoch": self.stopped_at,
                 "rung_accuracy": dict(self.measured), "steps_skipped": skipped,
-                "training_flops_saved": 3.0 * self.flops * skipped * self.batch_size}
+                "training_flops_saved": training_flops(self.flops, skipped * self.batch_size)}

@@ -29,8 +29,8 @@ from torch import Tensor
 
 from accelerators.base import Accelerator, Option
 from accelerators.layers import Hooks, compute_layers, map_gradient
-from automl.errors import AutomlError
-from automl.events import Event, TrainState
+from automl.core.errors import AutomlError
+from automl.train.events import Event, TrainState
 
 
 def quantize(x: Tensor, integer_bits: int, fraction_bits: int, stochastic: bool = True) -> Tensor:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
 from accelerators.layers import Hooks
-from automl.events import Event, TrainState
+from automl.train.events import Event, TrainState
 
 
 class GradientApproximation(Accelerator):

@@ -51,8 +51,8 @@ import torch
 from torch import Tensor
 
 from accelerators.base import Accelerator, Option
-from automl.events import Event, TrainState
-from automl.flops import count_flops
+from automl.train.events import Event, TrainState
+from automl.nn.flops import count_flops, training_flops
 
 
 class ControlChart:
@@ -165,7 +165,7 @@ class InconsistentSGD(Accelerator):
     def report(self) -> dict[str, Any]:
         per_sample = float(self.flops_per_sample) * self.batch_size
         extra = per_sample * (self.extra_forwards + 2 * self.extra_steps)
-        regular = per_sample * 3 * self.regular_steps
+        regular = training_flops(per_sample, self.regular_steps)
         return {"batches_flagged": self.flagged, "extra_forwards": self.extra_forwards,
                 "extra_steps": self.extra_steps, "regular_steps": self.regular_steps,
                 "extra_flops": extra, "extra_fraction": extra / regular if regular else 0.0,

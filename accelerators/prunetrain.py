@@ -76,8 +76,9 @@ import torch
 from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
-from automl.errors import AutomlError
-from automl.events import Event, TrainState
+from automl.core.errors import AutomlError
+from automl.nn.flops import training_flops
+from automl.train.events import Event, TrainState
 
 
 @dataclass
@@ -365,7 +366,7 @@ class PruneTrain(Accelerator):
                 self.lr = float(state.optimizer.param_groups[0]["lr"])  # the lr of the step to come
             batch = len(state.targets)
             self.samples += batch
-            self.saved += 3.0 * (self.flops_before - self.flops_now) * batch
+            self.saved += training_flops(self.flops_before - self.flops_now, batch)
         elif event is Event.BATCH:
             if state.step > 0:  # the previous optimizer step is done: its proximal step now
                 proximal_step(self.groups, self.lr * (self.lam or 0.0))

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
-from automl.events import Event, TrainState
-from automl.flops import count_flops
+from automl.train.events import Event, TrainState
+from automl.nn.flops import count_flops, training_flops
 
 
 def low_kernel_size(k: int, scale: int) -> int:
@@ -158,7 +158,7 @@ class KernelRescaling(Accelerator):
         self.switched_at = state.step
 
     def report(self) -> dict[str, Any]:
-        saved = 3.0 * (self.flops_full - self.flops_low) * self.low_steps * self.batch_size
+        saved = training_flops(self.flops_full - self.flops_low, self.low_steps * self.batch_size)
         return {"scale": self.values["scale"], "low_resolution_steps": self.low_steps,
                 "switched_at_step": self.switched_at, "forward_flops_full": self.flops_full,
                 "forward_flops_low": self.flops_low, "training_flops_saved": float(saved)}

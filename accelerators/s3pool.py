@@ -49,8 +49,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
-from automl.events import Event, TrainState
-from automl.flops import count_flops
+from automl.train.events import Event, TrainState
+from automl.nn.flops import count_flops
 
 
 def output_size(n: int) -> int:

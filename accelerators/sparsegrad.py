@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
 from accelerators.layers import Hooks, map_gradient
-from automl.events import Event, TrainState
+from automl.train.events import Event, TrainState
 
 SAMPLE = 8192  # entries of |g| used to fit the threshold
 

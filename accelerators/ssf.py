@@ -62,8 +62,8 @@ from torch import Tensor, nn
 from accelerators.base import Accelerator, Option
 from accelerators.layers import Hooks
 from automl.data import Split
-from automl.errors import AutomlError
-from automl.events import Event, TrainState
+from automl.core.errors import AutomlError
+from automl.train.events import Event, TrainState
 
 
 def keep_per_class(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:

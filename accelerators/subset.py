@@ -31,9 +31,9 @@ from torch import Tensor
 
 from accelerators.base import Accelerator, Option
 from automl.data import Split
-from automl.errors import AutomlError
-from automl.events import Event, TrainState
-from automl.flops import count_flops
+from automl.core.errors import AutomlError
+from automl.train.events import Event, TrainState
+from automl.nn.flops import count_flops, training_flops
 
 POOLED = 8  # side of the thumbnails the diverse criterion compares
 
@@ -124,4 +124,4 @@ class Subset(Accelerator):
         skipped = self.samples_trained * (1 / fraction - 1) if fraction > 0 else 0.0
         return {"select": self.values["select"], "images_kept": self.kept, "images_full": self.full,
                 "fraction_kept": fraction, "selection_seconds": self.selection_seconds,
-                "training_flops_saved": 3.0 * self.forward_flops * skipped}
+                "training_flops_saved": training_flops(self.forward_flops, skipped)}

@@ -74,9 +74,9 @@ from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
 from automl.data import Split
-from automl.errors import AutomlError
-from automl.events import Event, TrainState
-from automl.flops import count_flops
+from automl.core.errors import AutomlError
+from automl.train.events import Event, TrainState
+from automl.nn.flops import count_flops, training_flops
 
 FORMAT = 1  # bump when the saved encoder's layout changes: old cache entries are then ignored
 FINGERPRINT_SAMPLES = 64
@@ -338,7 +338,7 @@ def encoder_flops(encoder: WaveletAutoEncoder, input_shape: tuple[int, int, int]
         def forward(self, x: Tensor) -> Tensor:
             return self.inner(x)[0]
 
-    return count_flops(_Encode(encoder), input_shape), 3 * count_flops(_Whole(encoder), input_shape)
+    return count_flops(_Encode(encoder), input_shape), training_flops(count_flops(_Whole(encoder), input_shape), 1)
 
 
 # -- the accelerator --------------------------------------------------------------------------
@@ -453,7 +453,7 @@ class WaveletEncoderInput(Accelerator):
         return full_model(self.encoder, model)
 
     def report(self) -> dict[str, Any]:
-        gross = 3.0 * (self.original_flops - self.wrapped_flops) * self.samples
+        gross = training_flops(self.original_flops - self.wrapped_flops, self.samples)
         return {**self.facts,
                 "flops_per_sample_original": float(self.original_flops),
                 "flops_per_sample_wrapped": float(self.wrapped_flops),

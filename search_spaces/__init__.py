@@ -1,23 +1,30 @@
 """Search spaces: the registry and the built-in spaces.
 
-``get(name)`` returns a space instance; third-party spaces register through the
+``get(name)`` returns a space instance. Built-ins register on the first lookup, so
+``import search_spaces`` imports no torch. Third-party spaces register through the
 ``automl.search_spaces`` entry-point group (the entry point names a SearchSpace subclass or
-instance).
+instance) or with :func:`register`.
 """
 
 from __future__ import annotations
 
-from automl.registry import Registry
+from automl.core.registry import Registry
 from search_spaces.base import DictSpace, SearchSpace
-from search_spaces.mobile import MobileNormSpace, MobileSpace
-
 
 
 def _instance(space: SearchSpace | type[SearchSpace]) -> SearchSpace:
     return space() if isinstance(space, type) else space
 
 
-registry: Registry[SearchSpace] = Registry("search space", "automl.search_spaces", _instance)
+def _register_builtins() -> None:
+    from search_spaces.mobile import MobileNormSpace, MobileSpace
+
+    for space in (MobileSpace, MobileNormSpace):
+        if not registry.registered(space.name):
+            register(space)
+
+
+registry: Registry[SearchSpace] = Registry("search space", "automl.search_spaces", _instance, _register_builtins)
 
 
 def register(space: SearchSpace | type[SearchSpace]) -> SearchSpace:
@@ -34,7 +41,4 @@ def names() -> list[str]:
     return registry.names()
 
 
-register(MobileSpace)
-register(MobileNormSpace)
-
-__all__ = ["DictSpace", "SearchSpace", "MobileSpace", "MobileNormSpace", "get", "names", "register", "registry"]
+__all__ = ["DictSpace", "SearchSpace", "get", "names", "register", "registry"]

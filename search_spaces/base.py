@@ -1,45 +1,74 @@
-"""The SearchSpace contract every space implements (see DESIGN.md)."""
+"""The SearchSpace contract every space implements (see DESIGN.md).
+
+Genes have a kind. An **ordinal** gene lists its choices from small to large (widths, depths,
+kernel sizes): constraint repair steps it down, and Net2Net growth follows the order. A
+**nominal** gene names operation types with no order (a separable convolution or a pooling):
+repair swaps in choices by their cost (:meth:`SearchSpace.choice_costs`), never by list
+position. This module imports no torch, so searching a plain dict space needs none.
+"""
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
-from automl.errors import InvalidGenomeError
-from automl.genome import Genome
+from automl.core.errors import CannotInherit, InvalidGenomeError
+from automl.core.genome import Genome
+
+if TYPE_CHECKING:  # torch is imported by the spaces that build models, not by the contract
+    from torch import nn
 
 
-class SearchSpace:
+ORDINAL = "ordinal"
+NOMINAL = "nominal"
+GENE_KINDS = (ORDINAL, NOMINAL)
+
+
+class SearchSpace(ABC):
     """A finite, categorical space of architectures.
 
     Subclasses set ``name`` and ``description``, return their genes from :meth:`genes` and
-    build models in :meth:`build`. Sampling, validation, integer encoding (for pymoo) and the
-    default string form are shared here.
+    build models in :meth:`build`; spaces with nominal genes say so in :meth:`gene_kinds`.
+    Sampling, validation, integer encoding (for pymoo) and the default string form are
+    shared here.
     """
 
     name: str = ""
     description: str = ""
 
+    @abstractmethod
     def genes(self) -> dict[str, list[Any]]:
-        """Gene name -> its legal values, in a fixed order."""
-        raise NotImplementedError
+        """Gene name -> its legal values, in a fixed order (small to large for ordinal genes)."""
 
-    def build(self, genome: Genome, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-        """The model for ``genome`` on inputs of shape (C, H, W)."""
-        raise NotImplementedError(f"space {self.name!r} describes genomes but builds no models")
+    def gene_kinds(self) -> dict[str, str]:
+        """Gene name -> ``"ordinal"`` or ``"nominal"``; every gene is ordinal unless a space says
+        otherwise."""
+        return {gene: ORDINAL for gene in self.genes()}
 
-    def inherit(self, parent: nn.Module, parent_genome: Genome, child_genome: Genome,
+    def choice_costs(self, gene: str) -> list[float]:
+        """A relative cost per choice of ``gene``, what constraint repair lowers. Ordinal genes
+        cost their position; nominal genes should override this with their operations' cost."""
+        return [float(i) for i in range(len(self.genes()[gene]))]
+
+    def build(self, genome: Genome, in_shape: tuple[int, int, int], num_classes: int) -> "nn.Module":
+        """The model for ``genome`` on inputs of shape (C, H, W). Spaces that only describe
+        genomes (a dict space for the Python API) build nothing."""
+        raise InvalidGenomeError(f"space {self.name!r} describes genomes but builds no models")
+
+    def inherit(self, parent: "nn.Module", parent_genome: Genome, child_genome: Genome,
                 in_shape: tuple[int, int, int], num_classes: int, generator=None,
-                noise: float = 0.0) -> tuple[nn.Module, list[str]]:
+                noise: float = 0.0) -> tuple["nn.Module", list[str]]:
         """The child's model with weights inherited from a trained parent (Net2Net), and the
         moves applied. Contract: when every gene of the child sits at the same or a later
         position in its choice list than the parent's (choices are ordered small to large),
-        the child computes exactly what the parent computes."""
-        raise NotImplementedError(f"space {self.name!r} cannot warm-start children")
+        the child computes exactly what the parent computes. A space that cannot make a move
+        raises :class:`automl.core.errors.CannotInherit`; the evaluator then trains the child
+        from scratch and records why."""
+        raise CannotInherit(f"space {self.name!r} cannot warm-start children")
 
     # -- shared behaviour -------------------------------------------------------------------
 

@@ -35,9 +35,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from automl import net2net
-from automl.errors import InvalidGenomeError
-from automl.genome import Genome
+from automl.nn import net2net
+from automl.core.errors import CannotInherit, InvalidGenomeError
+from automl.core.genome import Genome
 from search_spaces.base import SearchSpace
 
 STAGES = 5
@@ -189,11 +189,11 @@ class MobileSpace(SearchSpace):
         important channels, blocks and centre taps. Returns the model and the moves applied.
         Parent and child must share the ``norm`` gene: no weight map turns a network with
         BatchNorm into one without (or back) in both train and eval mode, so a change of
-        ``norm`` raises NotImplementedError and the evaluator trains the child from scratch.
+        ``norm`` raises CannotInherit and the evaluator trains the child from scratch.
         """
         self.validate(parent_genome)
         if norm_of(parent_genome) != norm_of(child_genome):
-            raise NotImplementedError(
+            raise CannotInherit(
                 f"cannot inherit across a norm change ({norm_of(parent_genome)} -> {norm_of(child_genome)})")
         child = self.build(child_genome, in_shape, num_classes)
         moves: list[str] = []

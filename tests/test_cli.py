@@ -7,8 +7,8 @@ import json
 import pytest
 
 import cli
-from automl.pareto import DEFAULT_OBJECTIVES
-from automl.study import StudyStore
+from automl.core.pareto import DEFAULT_OBJECTIVES
+from automl.store.study import StudyStore
 
 
 def run(capsys, *args):
@@ -89,7 +89,7 @@ def test_bad_config_file(capsys, in_tmp):
 
 
 def _stored_study(name="kept"):
-    from automl.genome import Genome
+    from automl.core.genome import Genome
 
     store = StudyStore.create(name, None, DEFAULT_OBJECTIVES, {"space": "mobile", "dataset": "mnist5k",
                                                                "population": 8, "seed": 0, "budget": 4})
@@ -122,7 +122,7 @@ def test_pareto_prints_the_front_and_writes_a_png(capsys, in_tmp):
 
 
 def test_config_values_are_overridden_by_flags(in_tmp):
-    from automl.config import load_config, merge
+    from automl.app.config import load_config, merge
 
     (in_tmp / "c.toml").write_text("[search]\npopulation = 6\ngenerations = 3\nmax_flops = '20M'\n")
     values = load_config(in_tmp / "c.toml")
@@ -134,7 +134,7 @@ def test_config_values_are_overridden_by_flags(in_tmp):
 def test_checked_in_study_configs_parse():
     from pathlib import Path
 
-    from automl.config import load_config, merge
+    from automl.app.config import load_config, merge
 
     configs = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
     assert configs

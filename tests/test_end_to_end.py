@@ -55,8 +55,8 @@ def test_search_records_trials_and_weights_quick(tmp_path):
     sys.path.insert(0, str(ROOT))
     import search_spaces
     from automl.data import load_mnist5k
-    from automl.study import StudyStore
-    from automl.training import evaluate
+    from automl.store.study import StudyStore
+    from automl.train.loop import evaluate
 
     os.chdir(tmp_path)
     store = StudyStore.open("demo")
@@ -135,8 +135,8 @@ def test_sigkill_then_resume_full(tmp_path):
 
 
 def test_diverging_candidates_fail_and_the_search_goes_on(in_tmp):
-    from automl.config import merge
-    from automl.runner import run_search
+    from automl.app.config import merge
+    from automl.app.runner import run_search
 
     result = run_search(merge({}, {"study": "nan", "budget": 2, "lr": 1e30, "max_flops": 4e6}))
     trials = result.store.trials()

@@ -5,7 +5,7 @@ import torch
 
 import accelerators
 import search_spaces
-from automl.training import TrainConfig, train
+from automl.train.loop import TrainConfig, train
 from tests.conftest import SMALLEST_MOBILE
 
 NAMES = accelerators.names()

@@ -1,12 +1,12 @@
 import pytest
 
 from accelerators import parse
-from automl.errors import AutomlError
+from automl.core.errors import AutomlError
 
 
 def test_fp16_needs_cuda(small_mnist):
     import search_spaces
-    from automl.training import TrainConfig, train
+    from automl.train.loop import TrainConfig, train
     from tests.conftest import SMALLEST_MOBILE
 
     space = search_spaces.get("mobile")

@@ -25,7 +25,7 @@ def _model():
 
 
 def test_ratio_one_is_exact_and_evaluation_is_always_exact():
-    from automl.events import Event, TrainState
+    from automl.train.events import Event, TrainState
 
     torch.manual_seed(0)
     model = _model()
@@ -41,7 +41,7 @@ def test_ratio_one_is_exact_and_evaluation_is_always_exact():
 
 
 def test_sampling_shrinks_the_dense_convolutions_only():
-    from automl.events import Event, TrainState
+    from automl.train.events import Event, TrainState
 
     torch.manual_seed(0)
     model = _model()

@@ -4,8 +4,8 @@ import pytest
 
 import accelerators
 from accelerators.base import Accelerator, Option, parse_spec
-from automl.errors import AutomlError
-from automl.events import Event
+from automl.core.errors import AutomlError
+from automl.train.events import Event
 
 
 class Rounder(Accelerator):

@@ -3,9 +3,10 @@ import pytest
 from optuna.trial import TrialState
 
 from accelerators import parse
-from accelerators.earlystop import PROCESS_BOARD, EarlyStop, MemoryBoard, nsga_order, survives
-from automl.errors import AutomlError
-from automl.training import TrainConfig, train
+from accelerators.earlystop import PROCESS_BOARD, EarlyStop, MemoryBoard, survives
+from automl.core.pareto import nsga_order
+from automl.core.errors import AutomlError
+from automl.train.loop import TrainConfig, train
 from tests.test_end_to_end import SMALL, automl, load
 
 

@@ -3,7 +3,7 @@ import torch
 
 from accelerators import parse
 from accelerators.fx16 import quantize
-from automl.errors import AutomlError
+from automl.core.errors import AutomlError
 
 
 def test_stochastic_rounding_is_unbiased_where_nearest_loses_small_values():
@@ -36,7 +36,7 @@ def test_bad_formats_are_refused(spec):
 
 def test_hooks_are_removed_after_training(small_mnist):
     import search_spaces
-    from automl.training import TrainConfig, train
+    from automl.train.loop import TrainConfig, train
     from tests.conftest import SMALLEST_MOBILE
 
     space = search_spaces.get("mobile")

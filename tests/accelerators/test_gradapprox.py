@@ -5,7 +5,7 @@ from accelerators import parse
 
 def test_skips_weight_gradients_at_the_asked_rate_and_restores_them(small_mnist):
     import search_spaces
-    from automl.training import TrainConfig, train
+    from automl.train.loop import TrainConfig, train
     from tests.conftest import SMALLEST_MOBILE
 
     space = search_spaces.get("mobile")
@@ -17,7 +17,7 @@ def test_skips_weight_gradients_at_the_asked_rate_and_restores_them(small_mnist)
 
 
 def test_rescaled_gradients_are_unbiased():
-    from automl.events import Event, TrainState
+    from automl.train.events import Event, TrainState
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), torch.nn.Conv2d(3, 4, 1), torch.nn.Flatten(),

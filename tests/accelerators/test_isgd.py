@@ -1,7 +1,7 @@
 import pytest
 
 from accelerators.isgd import ControlChart, InconsistentSGD
-from automl.errors import AutomlError
+from automl.core.errors import AutomlError
 
 
 def test_control_chart_flags_only_outliers():
@@ -31,7 +31,7 @@ def test_options_are_checked():
 
 def _train(small_mnist, **options):
     import search_spaces
-    from automl.training import TrainConfig, train
+    from automl.train.loop import TrainConfig, train
     from tests.conftest import SMALLEST_MOBILE
 
     space = search_spaces.get("mobile")

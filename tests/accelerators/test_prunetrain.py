@@ -6,10 +6,10 @@ from torch import nn
 
 import search_spaces
 from accelerators.prunetrain import PruneTrain, channel_groups, channel_norms, group_lasso, proximal_step
-from automl.errors import AutomlError
-from automl.events import Event, TrainState
-from automl.flops import count_flops
-from automl.training import TrainConfig, _rebuild_optimizer, make_optimizer, make_scheduler, train
+from automl.core.errors import AutomlError
+from automl.train.events import Event, TrainState
+from automl.nn.flops import count_flops
+from automl.train.loop import TrainConfig, _rebuild_optimizer, make_optimizer, make_scheduler, train
 from tests.conftest import SMALLEST_MOBILE
 
 SHAPE = (1, 28, 28)

@@ -4,8 +4,8 @@ import torch.nn.functional as F
 
 from accelerators import parse
 from accelerators.rescale import KernelRescaling, low_kernel_size, rescale_kernel, shrink_kernel
-from automl.errors import AutomlError
-from automl.training import TrainConfig, train
+from automl.core.errors import AutomlError
+from automl.train.loop import TrainConfig, train
 from tests.conftest import SMALLEST_MOBILE
 
 

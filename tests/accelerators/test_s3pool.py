@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from accelerators.s3pool import S3Pool, StochasticSpatialSampling, install, output_size
-from automl.errors import AutomlError
+from automl.core.errors import AutomlError
 
 
 @pytest.mark.parametrize("height, width", [(7, 8), (14, 15), (28, 28), (5, 3), (1, 2)])
@@ -64,7 +64,7 @@ def test_install_keeps_the_state_dict_and_replaces_every_stride_two_conv():
 
 def test_a_small_model_learns_and_is_evaluated_in_test_form(small_mnist):
     import search_spaces
-    from automl.training import TrainConfig, evaluate, train
+    from automl.train.loop import TrainConfig, evaluate, train
     from tests.conftest import SMALLEST_MOBILE
 
     space = search_spaces.get("mobile")

@@ -32,7 +32,7 @@ def test_fitted_threshold_reaches_the_target_density(sparsity):
 
 def test_training_reaches_the_target_density(small_mnist):
     import search_spaces
-    from automl.training import TrainConfig, train
+    from automl.train.loop import TrainConfig, train
     from tests.conftest import SMALLEST_MOBILE
 
     space = search_spaces.get("mobile")
@@ -46,7 +46,7 @@ def test_training_reaches_the_target_density(small_mnist):
 
 def test_the_papers_normal_rule_records_the_density_it_reaches(small_mnist):
     import search_spaces
-    from automl.training import TrainConfig, train
+    from automl.train.loop import TrainConfig, train
     from tests.conftest import SMALLEST_MOBILE
 
     space = search_spaces.get("mobile")

@@ -7,9 +7,9 @@ from torch import nn
 
 import search_spaces
 from accelerators.ssf import StructureStrengthFilters, keep_per_class, learn_dictionary
-from automl.errors import AutomlError
-from automl.events import Event
-from automl.training import TrainConfig, train
+from automl.core.errors import AutomlError
+from automl.train.events import Event
+from automl.train.loop import TrainConfig, train
 from tests.conftest import SMALLEST_MOBILE
 
 

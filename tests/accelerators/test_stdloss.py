@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from accelerators.stdloss import StandardizationLoss, standardization_kl
-from automl.errors import AutomlError
+from automl.core.errors import AutomlError
 
 NO_NORM = "stem8-ir_r1_k3_e1_c8-ir_r1_k3_e1_c16-ir_r1_k3_e1_c24-ir_r1_k3_e1_c32-ir_r1_k3_e1_c48-head128-nonorm"
 
@@ -32,7 +32,7 @@ def test_options_are_checked():
 
 def test_added_at_loss_and_hooks_removed(small_mnist):
     import search_spaces
-    from automl.training import TrainConfig, train
+    from automl.train.loop import TrainConfig, train
 
     space = search_spaces.get("mobile-norm")
     model = space.build(space.parse(NO_NORM), small_mnist.input_shape, 10)
@@ -46,7 +46,7 @@ def test_added_at_loss_and_hooks_removed(small_mnist):
 @pytest.mark.slow
 def test_no_norm_model_learns_and_stdloss_standardizes_pre_activations(small_mnist):
     import search_spaces
-    from automl.training import TrainConfig, train
+    from automl.train.loop import TrainConfig, train
 
     space = search_spaces.get("mobile-norm")
     reports = {}

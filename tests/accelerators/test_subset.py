@@ -4,8 +4,8 @@ import torch
 
 from accelerators import parse
 from accelerators.subset import Subset, diverse_subset, random_subset
-from automl.errors import AutomlError
-from automl.training import TrainConfig, train
+from automl.core.errors import AutomlError
+from automl.train.loop import TrainConfig, train
 
 
 def test_random_subset_is_class_balanced_and_shared_by_seed():

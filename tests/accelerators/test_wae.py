@@ -9,8 +9,8 @@ import search_spaces
 from accelerators.wae import (WaveletAutoEncoder, WaveletEncoderInput, WaveletInputModel, encode_split,
                               reconstruction_error, train_encoder)
 from automl.data import Dataset, Split
-from automl.errors import AutomlError
-from automl.training import TrainConfig, train
+from automl.core.errors import AutomlError
+from automl.train.loop import TrainConfig, train
 from tests.conftest import SMALLEST_MOBILE
 
 

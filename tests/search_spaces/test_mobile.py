@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import search_spaces
-from automl.errors import InvalidGenomeError
+from automl.core.errors import InvalidGenomeError
 from search_spaces.mobile import InvertedResidual, stage_strides
 
 GENOME = "stem16-ir_r1_k3_e1_c16-ir_r2_k3_e6_c24-ir_r2_k5_e6_c32-ir_r3_k3_e6_c64-ir_r1_k7_e3_c96-head256"
@@ -82,7 +82,7 @@ def test_no_norm_model_has_no_batchnorm_and_biased_convolutions():
     assert residual.use_residual and residual.project[0].weight.abs().sum() == 0  # starts as the identity
     x = torch.randn(4, 1, 28, 28)
     assert torch.isfinite(model(x)).all() and model(x).std() > 0
-    from automl.flops import count_flops
+    from automl.nn.flops import count_flops
     assert count_flops(model, (1, 28, 28)) > 0
 
 

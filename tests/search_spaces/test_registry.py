@@ -3,8 +3,8 @@ from types import SimpleNamespace
 import pytest
 
 import search_spaces
-from automl.errors import AutomlError, UnknownNameError
-from automl.registry import Registry
+from automl.core.errors import AutomlError, UnknownNameError
+from automl.core.registry import Registry
 from search_spaces.base import DictSpace
 
 
@@ -39,7 +39,7 @@ def test_a_plugin_that_reuses_a_name_is_refused():
 
 
 def test_the_package_registry_reads_its_entry_point_group(monkeypatch):
-    import automl.registry as module
+    import automl.core.registry as module
 
     plugin = SimpleNamespace(value="thirdparty:TinySpace", load=lambda: TinySpace)
     monkeypatch.setattr(module, "_entry_points", lambda group: [plugin] if group == "automl.search_spaces" else [])

@@ -1,0 +1,197 @@
+"""``automl bench ...``: benchmarks run side by side in one process, reported as ratios."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from automl.app.commands.console import err, out
+from automl.core.errors import AutomlError
+from automl.app.config import parse_amount
+
+
+def bench_trainer(
+    genome: Optional[str] = typer.Option(None, help="Mobile genome to train. (default: a mid-size one)"),
+    epochs: int = typer.Option(1, min=1, help="Epochs per run."),
+    rounds: int = typer.Option(5, min=1, help="Alternating rounds (ours, bare), after a warm-up."),
+    batch_size: int = typer.Option(64, min=1, help="Batch size."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Our trainer vs a bare PyTorch loop on the same model and data: samples/s ratio and MFU."""
+    from automl.experiments.bench import BENCH_GENOME, bench_trainer as run
+
+    def tick(done: int, total: int) -> None:
+        err.print(f"round {done}/{total} done")  # stderr: --json output stays clean
+
+    result = run(genome or BENCH_GENOME, epochs=epochs, rounds=rounds, batch_size=batch_size,
+                 device=device, progress=tick)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    out.print(f"trainer {result['ours_samples_per_s']:.0f} samples/s, bare loop "
+              f"{result['bare_samples_per_s']:.0f} samples/s: ratio {result['ratio']:.3f} "
+              f"(target >= {result['target_ratio']}); MFU {result['mfu_ours']:.1%} of "
+              f"{result['matmul_gflops']:.1f} GFLOP/s fp32 matmul on {result['device']}")
+
+
+def bench_engine(
+    budget: int = typer.Option(150, min=10, help="Evaluations per search."),
+    seeds: int = typer.Option(10, min=1, help="Seeds per strategy and problem."),
+    strategies: str = typer.Option("nsga2,nsga2-plain,random,optuna-nsga2,optuna-tpe",
+                                   help="Comma-separated strategies to compare (nsga2-plain: without "
+                                        "surrogate pre-selection)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Search quality at equal budget on categorical problems (no training): hypervolume
+    of nsga2 vs random search and Optuna's samplers, mean over seeds."""
+    from automl.experiments.bench import ENGINE_PROBLEMS, ENGINE_STRATEGIES, bench_engine as run
+
+    chosen = [s.strip() for s in strategies.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in ENGINE_STRATEGIES]
+    if unknown:
+        raise AutomlError(f"unknown strategy {unknown[0]!r} (known: {', '.join(ENGINE_STRATEGIES)})")
+    result = run(budget=budget, seeds=seeds, strategies=chosen, problems=list(ENGINE_PROBLEMS))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"hypervolume at {budget} evaluations, mean +- std over {seeds} seeds")
+    table.add_column("problem")
+    for strategy in chosen:
+        table.add_column(strategy, justify="right")
+    for problem, rows in result["problems"].items():
+        table.add_row(problem, *[f"{rows[s]['hypervolume_mean']:.3f} +- {rows[s]['hypervolume_std']:.3f}"
+                                 for s in chosen])
+    out.print(table)
+
+
+def bench_warmstart(
+    pairs: int = typer.Option(10, min=2, help="Parent -> child pairs."),
+    epochs: float = typer.Option(1.0, min=0.1, help="Full training budget (parent and scratch child)."),
+    max_flops: Optional[str] = typer.Option("20M", help="Sample architectures up to this many FLOPs."),
+    seed: int = typer.Option(0, help="Seed of the pairs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Net2Net warm starts vs training from scratch: epochs to reach the scratch accuracy,
+    and whether warm-started accuracies rank children like scratch ones (Kendall tau)."""
+    from automl.experiments.bench import bench_warmstart as run
+
+    def tick(done: int, total: int) -> None:
+        err.print(f"pair {done}/{total} done")  # stderr: --json output stays clean
+
+    limit = parse_amount(max_flops, "--max-flops") if max_flops else None
+    result = run(pairs=pairs, epochs=epochs, max_flops=limit, seed=seed, progress=tick)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    out.print(f"inherited children need {result['epochs_ratio_median']:.2f}x the epochs "
+              f"({result['seconds_ratio_median']:.2f}x the seconds) of scratch children to reach their accuracy "
+              f"(median of {pairs}; {result['reached']} reached it); Kendall tau "
+              f"{result['kendall_tau_at_default_fraction']:.2f} at {result['default_fraction']}x epochs, "
+              f"{result['kendall_tau_at_full_budget']:.2f} at the full budget, "
+              f"{result['kendall_tau_scratch_vs_scratch']:.2f} between two scratch seeds")
+
+
+def bench_search(
+    minutes: float = typer.Option(10.0, min=0.1, help="Wall-clock budget of each strategy, in minutes."),
+    seeds: int = typer.Option(1, min=1, help="Seeds per strategy."),
+    epochs: float = typer.Option(1.0, min=0.1, help="Epochs per candidate trained from scratch."),
+    max_flops: str = typer.Option("10M", help="Architectures up to this many FLOPs (keeps candidates quick)."),
+    strategies: str = typer.Option(",".join(["nsga2-warm", "nsga2", "random", "optuna-nsga2", "optuna-tpe"]),
+                                   help="Comma-separated strategies."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Strategies on the same wall-clock budget: final hypervolume and time to reach random
+    search's final hypervolume (nsga2-warm = nsga2 with Net2Net warm starts)."""
+    from automl.experiments.bench import SEARCH_STRATEGIES, bench_search as run
+
+    chosen = [s.strip() for s in strategies.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SEARCH_STRATEGIES]
+    if unknown:
+        raise AutomlError(f"unknown strategy {unknown[0]!r} (known: {', '.join(SEARCH_STRATEGIES)})")
+
+    def tick(strategy: str, seed: int, row: dict) -> None:  # stderr: --json output stays clean
+        err.print(f"{strategy} seed {seed}: {row['evaluations']} evaluations, "
+                  f"hypervolume {row['final_hypervolume']:.4f}")
+
+    result = run(time_budget=60 * minutes, seeds=seeds, epochs=epochs,
+                 max_flops=parse_amount(max_flops, "--max-flops"), strategies=chosen, progress=tick)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+
+    def seconds(times) -> str:
+        return ", ".join("never" if t is None else f"{t:.0f} s" for t in times)
+
+    for strategy, row in result["summary"].items():
+        line = (f"{strategy:14s} hypervolume {row['final_hypervolume_mean']:.4f}  evaluations "
+                f"{row['evaluations_mean']:.0f}")
+        for reference in ("random", "nsga2"):
+            if f"time_to_{reference}_final" in row:
+                ratios = ", ".join("-" if r is None else f"{r:.2f}x" for r in row[f"time_ratio_to_{reference}"])
+                line += f"  to {reference}'s final: {seconds(row[f'time_to_{reference}_final'])} ({ratios})"
+        out.print(line)
+
+
+def bench_accelerators(
+    candidates: int = typer.Option(8, min=2, help="Mobile candidates (spread over the FLOPs range)."),
+    epochs: float = typer.Option(1.0, min=0.1, help="Epochs per run."),
+    max_flops: Optional[str] = typer.Option("20M", help="Candidates up to this many FLOPs."),
+    only: Optional[str] = typer.Option(
+        None, help="Comma-separated accelerators, options allowed (e.g. 'subset:select=diverse,rescale'); "
+                   "default: all registered."),
+    seeds: int = typer.Option(2, min=1, help="Seeds per candidate, plain and with each method; rankings compare "
+                                             "mean accuracies (as many other plain seeds give the seed-noise "
+                                             "ceiling)."),
+    seed: int = typer.Option(0, help="Seed of candidates and training."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Each accelerator alone vs none, same candidates and seeds: training-seconds ratio per
+    candidate (one-off costs included), accuracy change, theoretical FLOPs saved, and how well
+    the candidates' ranking is kept (Kendall tau, share of the Pareto front) against plain
+    training, both averaged over seeds - next to what seed noise alone keeps."""
+    import accelerators
+    from automl.experiments.bench import bench_accelerators as run
+
+    specs = accelerators.split_spec(only) if only else None
+    for spec in specs or []:
+        accelerators.parse(spec)
+
+    def tick(done: int, total: int, latest: dict) -> None:  # stderr: --json output stays clean
+        plain = latest["none"]["seconds"]
+        err.print(f"candidate {done}/{total} ({latest['none']['mflops']:.1f} MFLOPs): " + ", ".join(
+            f"{name} {row['seconds'] / plain:.2f}x time, {100 * row['accuracy']:.1f}%" for name, row in latest.items()))
+
+    limit = parse_amount(max_flops, "--max-flops") if max_flops else None
+    result = run(candidates=candidates, epochs=epochs, max_flops=limit, seed=seed, names=specs, progress=tick,
+                 seeds=seeds)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"accelerators vs none: {candidates} candidates, {epochs:g} epoch(s), {seeds} seed(s)",
+                  box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True,
+                  caption=f"speed-up: plain / accelerated training seconds per candidate, one-off costs in; "
+                          f"s/epoch: ratio of seconds per epoch; acc pt: accuracy change; saved: training "
+                          f"FLOPs skipped (emulated methods: on hardware that exploits them); tau, front: "
+                          f"Kendall tau and share of the Pareto front kept, mean accuracy over {seeds} seed(s) "
+                          f"with the method vs plain; tau 1: one run vs one plain run, same seed")
+    table.add_column("accelerator", overflow="fold", min_width=10)
+    table.add_column("kind", overflow="fold", min_width=8)
+    for column in ("speed-up", "s/epoch", "acc pt", "saved", "tau", "front", "tau 1"):
+        table.add_column(column, justify="right", no_wrap=True)  # figures never split across lines
+    for name, row in result["table"].items():
+        table.add_row(name, row["kind"], f"{row['measured_speedup']:.2f}x", f"{row['seconds_per_epoch_ratio']:.2f}",
+                      f"{100 * row['accuracy_delta_mean']:+.1f}", f"{row['theoretical_training_flops_saved']:.0%}",
+                      f"{row['kendall_tau']:.2f}", f"{row['front_recall']:.0%}",
+                      f"{row['kendall_tau_single_seed']:.2f}")
+    out.print(table)
+    noise = result["seed_noise"]
+    out.print(f"seed noise alone (plain training under {seeds} other seed(s)): tau {noise['kendall_tau']:.2f}, "
+              f"front kept {noise['front_recall']:.0%}; tau 1 seed {result['seed_to_seed_kendall_tau']:.2f}")

@@ -1,0 +1,96 @@
+"""``automl search``: evolve architectures to the Pareto front."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from automl.app.commands.console import err, out
+from automl.app.config import SearchSettings, load_config, merge, parse_amount
+
+D = SearchSettings()
+
+
+def search(
+    space: Optional[str] = typer.Option(None, help=f"Search space (see `automl spaces`). (default: {D.space})"),
+    dataset: Optional[str] = typer.Option(None, help="mnist5k (embedded), mnist, fashion-mnist, kmnist, cifar10, "
+                                          f"cifar100, svhn, stl10 or imagefolder:PATH. (default: {D.dataset})"),
+    data_root: Optional[str] = typer.Option(None, help=f"Folder of torchvision datasets. (default: {D.data_root})"),
+    download: Optional[bool] = typer.Option(None, "--download", help="Download a torchvision dataset if missing."),
+    study: Optional[str] = typer.Option(None, help="Study name. (default: SPACE-DATASET-TIMESTAMP)"),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL (sqlite:///..., postgresql://..., "
+                                          "journal:///FILE). (default: sqlite:///studies/STUDY.db)"),
+    population: Optional[int] = typer.Option(None, help=f"NSGA-II population size. (default: {D.population})"),
+    generations: Optional[int] = typer.Option(None, help="Generations (budget = population x generations). "
+                                              f"[default: {D.DEFAULT_GENERATIONS}]"),
+    budget: Optional[int] = typer.Option(None, help="Number of evaluations (instead of --generations)."),
+    epochs: Optional[float] = typer.Option(None, help=f"Training epochs per candidate (may be fractional). "
+                                           f"(default: {D.epochs:g})"),
+    warm_epochs: Optional[float] = typer.Option(None, help="Epochs of a child warm-started from its trained "
+                                                f"parent (Net2Net). (default: {D.WARM_FRACTION} x --epochs)"),
+    no_warm_start: Optional[bool] = typer.Option(None, "--no-warm-start", help="Train every candidate from "
+                                                 "scratch."),
+    batch_size: Optional[int] = typer.Option(None, help=f"Training batch size. (default: {D.batch_size})"),
+    lr: Optional[float] = typer.Option(None, help=f"Peak learning rate (one-cycle). (default: {D.lr})"),
+    seed: Optional[int] = typer.Option(None, help=f"Seed: same seed, same genomes. (default: {D.seed})"),
+    strategy: Optional[str] = typer.Option(None, help="nsga2, random, optuna-nsga2 or optuna-tpe. "
+                                           f"[default: {D.strategy}]"),
+    resume: Optional[bool] = typer.Option(None, "--resume", help="Continue --study after a crash or Ctrl-C; "
+                                          "completed trials are reused, never retrained."),
+    preselect: Optional[int] = typer.Option(None, help="nsga2 proposes this many children per child it "
+                                            "trains and a surrogate picks; 1 = plain Dvolver NSGA-II. "
+                                            f"(default: {D.preselect})"),
+    max_flops: Optional[str] = typer.Option(None, help="Only architectures up to this many forward FLOPs "
+                                            "(e.g. 20M)."),
+    max_params: Optional[str] = typer.Option(None, help="Only architectures up to this many parameters "
+                                             "(e.g. 500k)."),
+    accelerate: Optional[str] = typer.Option(None, help="Accelerators, e.g. fx16,sparsegrad:sparsity=0.9 "
+                                             "(see `automl accelerators`)."),
+    device: Optional[str] = typer.Option(None, help=f"auto, cpu or cuda[:N]. (default: {D.device})"),
+    config: Optional[Path] = typer.Option(None, help="TOML study config; flags override it."),
+    quiet: Optional[bool] = typer.Option(None, "--quiet", "-q", help="No progress bars; print the front only."),
+    as_json: Optional[bool] = typer.Option(None, "--json", help="Print the result as JSON only."),
+) -> None:
+    """Evolve architectures to the Pareto front of validation accuracy vs forward FLOPs."""
+    flags = dict(space=space, dataset=dataset, data_root=data_root, download=download, study=study,
+                 storage=storage, population=population, generations=generations, budget=budget,
+                 epochs=epochs, warm_epochs=warm_epochs,
+                 warm_start=False if no_warm_start else None, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy, resume=resume,
+                 preselect=preselect,
+                 max_flops=parse_amount(max_flops, "--max-flops") if max_flops is not None else None,
+                 max_params=parse_amount(max_params, "--max-params") if max_params is not None else None,
+                 accelerate=accelerate, device=device, quiet=quiet, json=as_json)
+    file_values = load_config(config) if config is not None else {}
+    settings = merge(file_values, flags)
+    explicit = {k for k, v in flags.items() if v is not None} | set(file_values)
+
+    from automl.app.progress import RichProgress, SilentProgress
+    from automl.app.runner import run_search, validate_names
+
+    validate_names(settings)
+    if not settings.resume and not settings.study:
+        settings.study = settings.study_name()
+    from automl.reporting.summary import front_rows, print_front
+
+    progress = SilentProgress() if settings.quiet or settings.json else RichProgress(err)
+    try:
+        result = run_search(settings, explicit, progress)
+    except KeyboardInterrupt:
+        name = settings.study or "STUDY"
+        err.print(f"interrupted; continue with: automl search --study {name} --resume")
+        raise typer.Exit(130) from None
+    store = result.store
+    trained = sum(1 for c in result.candidates if not c.reused)
+    if settings.json:
+        print(json.dumps({"study": store.name, "storage": store.url,
+                          "evaluated": len(result.candidates), "trained": trained,
+                          "failed": sum(1 for c in result.candidates if c.failed),
+                          "front": front_rows(store)}, indent=2, default=str))
+        return
+    print_front(store, out)
+    if not settings.quiet:
+        err.print(f"{len(result.candidates)} evaluations ({trained} trained now) in study {store.name!r} "
+                  f"({store.url}). Plot: automl pareto --study {store.name}")

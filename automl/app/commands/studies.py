@@ -1,0 +1,109 @@
+"""Commands that read a study: ``pareto``, ``lineage``, ``dashboard``, ``report``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from automl.app.commands.console import err, out
+from automl.core.errors import AutomlError
+
+
+def pareto(
+    study: Optional[str] = typer.Option(None, help="Study name. (default: the newest study in studies/)"),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
+    png: Optional[Path] = typer.Option(None, help="Where to write the plot. (default: studies/STUDY-pareto.png)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the front as JSON."),
+) -> None:
+    """Print a study's Pareto front and plot all its trials with the front highlighted."""
+    from automl.store.study import STUDY_DIR, StudyStore
+    from automl.reporting.summary import front_rows, plot_front, print_front
+
+    if study is None:
+        if storage is not None:
+            raise AutomlError("with --storage, name the study with --study")
+        databases = sorted(STUDY_DIR.glob("*.db"), key=lambda p: p.stat().st_mtime)
+        if not databases:
+            raise AutomlError("no study in studies/; name one with --study")
+        study = databases[-1].stem
+    store = StudyStore.open(study, storage)
+    path = plot_front(store, png or STUDY_DIR / f"{store.name}-pareto.png")
+    if as_json:
+        print(json.dumps({"study": store.name, "png": str(path), "front": front_rows(store)}, indent=2))
+        return
+    print_front(store, out)
+    err.print(f"plot written to {path}")
+
+
+def lineage(
+    study: str = typer.Option(..., help="Study name."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
+    trial: Optional[list[int]] = typer.Option(None, help="Trial(s) whose ancestry to show. (default: the Pareto front)"),
+    png: Optional[Path] = typer.Option(None, help="Also draw the ancestry graph to this PNG."),
+    as_json: bool = typer.Option(False, "--json", help="Print the graph as JSON (nodes and edges)."),
+) -> None:
+    """The ancestry of a trial or of the whole Pareto front: warm starts and crossover parents."""
+    from automl.reporting.lineage import ancestry, lineage_graph, plot_lineage, tree
+    from automl.store.study import StudyStore
+
+    store = StudyStore.open(study, storage)
+    graph = lineage_graph(store)
+    roots = list(trial) if trial else [t.number for t in store.pareto()]
+    missing = [n for n in roots if n not in graph]
+    if missing:
+        raise AutomlError(f"study {study!r} has no finished trial {missing[0]}")
+    sub = ancestry(graph, roots)
+    if png is not None:
+        plot_lineage(sub, png, store.name)
+    if as_json:
+        print(json.dumps({"study": store.name, "roots": roots,
+                          "nodes": [{"trial": n, **d} for n, d in sub.nodes(data=True)],
+                          "edges": [{"parent": a, "child": b, **d} for a, b, d in sub.edges(data=True)]},
+                         indent=2))
+        return
+    for root in roots:
+        out.print(tree(sub, root))
+    if png is not None:
+        err.print(f"lineage drawn to {png}")
+
+
+def dashboard(
+    study: str = typer.Option(..., help="Study name."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 exposes it to the network)."),
+    port: int = typer.Option(8080, help="Port to listen on (0: any free port)."),
+) -> None:
+    """Open a study in optuna-dashboard (genes, FLOPs, weights, Pareto front) until Ctrl-C."""
+    from automl.reporting.dashboard import Dashboard
+    from automl.store.study import StudyStore
+
+    board = Dashboard(StudyStore.open(study, storage), host, port)
+    print(f"optuna-dashboard for study {study!r}: {board.url}", flush=True)
+    err.print("press Ctrl-C to stop")
+    board.serve_forever()
+    err.print("dashboard stopped")
+
+
+def report(
+    study: str = typer.Option(..., help="Study name."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the report into."),
+    fmt: str = typer.Option("html", "--format", help="html (one self-contained page) or md (Markdown + PNGs)."),
+    as_json: bool = typer.Option(False, "--json", help="Also print the report's facts as JSON."),
+) -> None:
+    """Write a study's report: Pareto front, hypervolume by generation, the Pareto models,
+    accelerators and warm starts."""
+    from automl.reporting.report import FORMATS, report_facts, write_report
+    from automl.store.study import StudyStore
+
+    if fmt not in FORMATS:
+        raise AutomlError(f"unknown report format {fmt!r} (known: {', '.join(FORMATS)})")
+    store = StudyStore.open(study, storage)
+    page = write_report(store, out_dir, fmt)
+    if as_json:
+        print(json.dumps({"report": str(page), **report_facts(store)}, indent=2, default=str))
+        return
+    print(f"report written to {page}")

@@ -1,0 +1,101 @@
+"""Assemble a search from settings: data, space, evaluator, study, engine.
+
+The CLI parses flags into :class:`SearchSettings` and calls :func:`run_search`; a script can
+do the same. A resumed search takes its settings from the study, so the replay matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import accelerators
+import search_spaces
+from automl import __version__
+from automl.app.config import SearchSettings
+from automl.data import dataset_names, load_dataset
+from automl.search.engine import STRATEGIES, Search, SearchResult
+from automl.core.errors import AutomlError, StudyError, UnknownNameError
+from automl.evaluate.cnn import CNNEvaluator
+from automl.evaluate.devices import pick_device
+from automl.core.pareto import DEFAULT_OBJECTIVES
+from automl.core.progress import SilentProgress
+from automl.store.study import StudyStore, check_study_name
+from automl.train.loop import TrainConfig
+
+# Settings a resumed study keeps: changing them would change what the replay asks for.
+FIXED_ON_RESUME = ("space", "dataset", "seed", "strategy", "population", "preselect", "epochs",
+                   "warm_epochs", "warm_start", "batch_size", "lr", "accelerate", "max_flops", "max_params")
+STORED = FIXED_ON_RESUME + ("data_root", "device")
+
+
+def validate_names(settings: SearchSettings) -> None:
+    """Fail fast, before any data is loaded or anything is stored."""
+    search_spaces.get(settings.space)
+    if settings.strategy not in STRATEGIES:
+        raise UnknownNameError(f"unknown strategy {settings.strategy!r} (known: {', '.join(STRATEGIES)})")
+    accelerators.parse(settings.accelerate)
+    if not (settings.dataset in dataset_names() or settings.dataset.startswith("imagefolder:")):
+        raise UnknownNameError(f"unknown dataset {settings.dataset!r} (known: {', '.join(dataset_names())})")
+    if settings.device not in ("auto", "cpu") and not settings.device.startswith("cuda"):
+        raise AutomlError(f"unknown device {settings.device!r} (auto, cpu, cuda, cuda:N)")
+    if settings.study is not None:
+        check_study_name(settings.study)
+
+
+def resumed_settings(settings: SearchSettings, stored: dict[str, Any], explicit: set[str]) -> SearchSettings:
+    """The study's settings, with a clear error for a flag that contradicts them."""
+    values = {}
+    for name in STORED:
+        if name not in stored:
+            continue
+        if name in explicit and name not in FIXED_ON_RESUME:
+            continue  # where the data lives and what runs it may change between machines
+        if name in explicit and getattr(settings, name) != stored[name]:
+            raise AutomlError(f"--{name.replace('_', '-')} {getattr(settings, name)} differs from the "
+                              f"study's {stored[name]}; a resumed study keeps its settings")
+        values[name] = stored[name]
+    if not ({"budget", "generations"} & explicit) and stored.get("budget") is not None:
+        values["budget"], values["generations"] = stored["budget"], None
+    return replace(settings, **values)
+
+
+def run_search(settings: SearchSettings, explicit: set[str] | None = None,
+               progress: SilentProgress | None = None) -> SearchResult:
+    """Run (or resume) the search the settings describe; returns the engine's result."""
+    explicit = explicit or set()
+    validate_names(settings)
+    if settings.resume:
+        if not settings.study:
+            raise StudyError("--resume needs --study NAME (the study to continue)")
+        store = StudyStore.open(settings.study, settings.storage)
+        settings = resumed_settings(settings, store.settings, explicit)
+        validate_names(settings)
+    space = search_spaces.get(settings.space)
+    data = load_dataset(settings.dataset, settings.data_root, settings.download)
+    device = pick_device(settings.device)
+    data.to(device, channels_last=True)
+    config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr)
+    evaluator = CNNEvaluator(space, data, config, seed=settings.seed, accelerate=settings.accelerate,
+                             device=device, progress=progress, warm_epochs=settings.child_epochs())
+    if not settings.resume:
+        name = settings.study_name()
+        stored = {k: getattr(settings, k) for k in STORED}
+        stored.update(budget=settings.total_budget(), study=name, version=__version__,
+                      train=config.as_dict(), data=data.describe())
+        store = StudyStore.create(name, settings.storage, DEFAULT_OBJECTIVES, stored)
+        settings = replace(settings, study=name)
+    elif settings.total_budget() != store.settings.get("budget"):
+        store.update_settings(budget=settings.total_budget())
+    if progress is not None:
+        warm = (f", warm-started children {settings.child_epochs()} epoch(s)" if settings.warm_start
+                else ", no warm starts")
+        progress.message(f"study {store.name!r}: {settings.strategy} over {settings.space} on {data.name}, "
+                         f"{settings.total_budget()} evaluations of {settings.epochs} epoch(s){warm} on {device}")
+    search = Search(space, evaluator, store, budget=settings.total_budget(), strategy=settings.strategy,
+                    population=settings.population, seed=settings.seed,
+                    violation=evaluator.violation(settings.max_flops, settings.max_params),
+                    known=lambda genome: {"flops": evaluator.cost(genome)[0]}, preselect=settings.preselect,
+                    warm_start=settings.warm_start,
+                    progress=progress)
+    return search.run()

@@ -1,0 +1,144 @@
+"""The CNN evaluator: genome -> built model -> trained -> accuracy, FLOPs and side facts.
+
+This is the evaluator ``automl search`` uses; the engine accepts any other callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from functools import lru_cache
+
+import torch
+
+import accelerators
+from automl.data import Dataset
+from automl.core.evaluation import Evaluation, EvaluationContext
+from automl.search.engine import candidate_seed
+from automl.core.errors import CandidateFailed, CannotInherit
+from automl.nn.flops import count_flops, count_params, training_flops
+from automl.core.genome import Genome
+from automl.core.progress import SilentProgress
+from automl.train.loop import TrainConfig, train
+from search_spaces.base import SearchSpace
+
+
+class CNNEvaluator:
+    """Trains each genome's model with the shared recipe and reports accuracy and FLOPs.
+
+    With ``warm_epochs`` set, a child whose engine-chosen parent is trained starts from the
+    parent's weights transformed by Net2Net (``space.inherit``) and trains ``warm_epochs``
+    instead of ``config.epochs``.
+    """
+
+    accepts_context = True
+
+    def __init__(self, space: SearchSpace, data: Dataset, config: TrainConfig, seed: int = 0,
+                 accelerate: str | None = None, device: torch.device | str = "cpu",
+                 progress: SilentProgress | None = None, warm_epochs: float | None = None) -> None:
+        self.space = space
+        self.data = data
+        self.config = config
+        self.warm_epochs = warm_epochs
+        self.seed = seed
+        self.accelerate = accelerate or ""
+        accelerators.parse(self.accelerate)  # validate once, up front
+        self.device = torch.device(device)
+        self.progress = progress or SilentProgress()
+        self._cost = lru_cache(maxsize=4096)(self._measure_cost)
+
+    def build(self, genome: Genome) -> torch.nn.Module:
+        return self.space.build(genome, self.data.input_shape, self.data.num_classes)
+
+    def cost(self, genome: Genome) -> tuple[int, int]:
+        """(forward FLOPs, params) of a genome's model, without training it."""
+        return self._cost(genome)
+
+    def _measure_cost(self, genome: Genome) -> tuple[int, int]:
+        model = self.build(genome)
+        return count_flops(model, self.data.input_shape), count_params(model)
+
+    def violation(self, max_flops: float | None, max_params: float | None) -> Callable[[Genome], float] | None:
+        """Relative amount by which a genome exceeds the limits (0 when feasible)."""
+        if max_flops is None and max_params is None:
+            return None
+
+        def over(genome: Genome) -> float:
+            flops, params = self.cost(genome)
+            excess = 0.0
+            if max_flops is not None:
+                excess += max(0.0, flops / max_flops - 1.0)
+            if max_params is not None:
+                excess += max(0.0, params / max_params - 1.0)
+            return excess
+
+        return over
+
+    def warm_start(self, genome: Genome, context: EvaluationContext | None, seed: int
+                   ) -> tuple[torch.nn.Module, dict] | None:
+        """The child's model inherited from its trained parent, or None (train from scratch)."""
+        if self.warm_epochs is None or context is None or context.warm_parent is None:
+            return None
+        parent_trial = context.warm_parent
+        parent_genome = self.space.make(parent_trial.params)
+        parent = self.build(parent_genome)
+        parent.load_state_dict(context.load_weights())
+        try:
+            model, moves = self.space.inherit(parent, parent_genome, genome, self.data.input_shape,
+                                              self.data.num_classes, torch.Generator().manual_seed(seed))
+        except CannotInherit:
+            return None
+        return model, {"warm_start_from": parent_trial.number, "transforms": moves}
+
+    def __call__(self, genome: Genome, context: EvaluationContext | None = None) -> Evaluation:
+        seed = candidate_seed(self.seed, genome)
+        torch.manual_seed(seed)
+        warm = self.warm_start(genome, context, seed)
+        model, warm_attrs = warm if warm is not None else (self.build(genome), {})
+        config = replace(self.config, epochs=self.warm_epochs) if warm is not None else self.config
+        flops, params = count_flops(model, self.data.input_shape), sum(p.numel() for p in model.parameters())
+        chosen = accelerators.parse(self.accelerate)
+        try:
+            result = train(model, self.data, config, seed=seed, accelerators=chosen,
+                           device=self.device, on_epoch=self.progress.epoch_finished,
+                           cache_dir=self.cache_dir(context), context=context)
+        except torch.OutOfMemoryError as error:
+            raise CandidateFailed(f"out of memory: {str(error).splitlines()[0]}") from None
+        training_flops_total = training_flops(flops, max(result.samples, 1))
+        for report in result.accelerators.values():
+            if "training_flops_saved" in report:
+                report["training_flops_saved_fraction"] = report["training_flops_saved"] / training_flops_total
+        attrs = {
+            "flops": flops, "mflops": flops / 1e6, "params": params,
+            "seconds": result.seconds, "eval_seconds": result.eval_seconds, "epochs": result.epochs,
+            "samples_per_s": result.samples_per_s, "train_loss": result.loss, "seed": seed,
+            "accelerators": [a.spec() for a in chosen], "accelerator_reports": result.accelerators,
+            "device": str(self.device), "warm_start": warm is not None, **warm_attrs,
+        }
+        for name, report in result.accelerators.items():
+            if report.get("architecture_string") and report.get("flops_after", 0) < report.get("flops_before", 0):
+                # a method that reshaped the model (PruneTrain) found an architecture of its own:
+                # the accuracy measured belongs to it, so it is recorded with its own cost
+                attrs["discovered_architecture"] = {
+                    "by": name, "architecture": report["architecture_string"], "accuracy": result.accuracy,
+                    "flops": report["flops_after"], "mflops": report["flops_after"] / 1e6,
+                    "params": report.get("params_after")}
+        weights = result.model.state_dict()
+        if not self.matches_genome(weights, genome):
+            # an accelerator reshaped or wrapped the model (PruneTrain, an encoder): these weights
+            # cannot seed a Net2Net child of this genome, so they are not offered as a parent
+            attrs["weights"] = "not stored: the trained model no longer has its genome's shape"
+            weights = None
+        pruned = any(report.get("pruned") for report in result.accelerators.values())
+        return Evaluation({"accuracy": result.accuracy, "flops": float(flops)}, attrs, weights=weights,
+                          pruned=pruned)
+
+    def matches_genome(self, weights: dict, genome: Genome) -> bool:
+        expected = self.build(genome).state_dict()
+        return expected.keys() == weights.keys() and all(
+            expected[k].shape == weights[k].shape for k in expected)
+
+    @staticmethod
+    def cache_dir(context: EvaluationContext | None):
+        """The study's folder for one-off artifacts accelerators share across candidates."""
+        return context.cache_dir if context is not None else None

@@ -1,0 +1,73 @@
+"""Forward FLOPs and parameter counts of any nn.Module.
+
+Convention (DESIGN.md): forward FLOPs for one sample at the dataset's input shape, 2 FLOPs
+per multiply-add, with the per-operator formulas of ``torch.utils.flop_counter`` (the ones
+``FlopCounterMode`` uses). Only matrix products and convolutions are counted, as in the
+published counts of torchvision's models; normalisation, activations and pooling are not.
+
+We dispatch to ``torch.utils.flop_counter.flop_registry`` from a minimal dispatch mode rather
+than through ``FlopCounterMode`` itself: the totals are identical (a test checks it), but
+FlopCounterMode also attributes FLOPs to every submodule, which makes one count about 7x
+slower - and constraint checks (``--max-flops``) count many candidate models.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+
+class _TotalFlops(TorchDispatchMode):
+    """Sums torch.utils.flop_counter's per-operator FLOPs over everything that runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Forward FLOPs for one sample of shape (C, H, W), 2 per multiply-add.
+
+    The model is run once in eval mode without gradients on a zero input on its own device;
+    its training mode is restored afterwards.
+    """
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _TotalFlops() as counter:
+            model(torch.zeros((1, *input_shape), device=device))
+    finally:
+        model.train(was_training)
+    return int(counter.total)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (trainable or not, buffers excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+TRAINING_PASSES = 3  # one forward product, and two in the backward pass (input and weight gradients)
+
+
+def training_flops(forward_flops: float, samples: float) -> float:
+    """FLOPs of training on ``samples`` samples: the training-cost rule used everywhere.
+
+    Per sample, a convolution or matrix product costs its forward FLOPs once forward and
+    twice backward (the gradient of its input and of its weights), so training costs
+    ``3 x forward FLOPs x samples`` - the rule of Kaplan et al. (2020) and of most MFU
+    figures. Normalisation, activations and optimizer updates are not counted, as in
+    :func:`count_flops`.
+    """
+    return TRAINING_PASSES * float(forward_flops) * float(samples)

@@ -1,0 +1,88 @@
+"""Load an exported model back (no pickle) and classify image files with it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from automl.reporting.cards import WEIGHTS, ExportError, load_card, sha256_of
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """Rebuild an exported model from its card and safetensors weights, in eval mode.
+
+    No pickle is involved: the architecture comes from the card's space and genome string,
+    the weights from safetensors, checked against the sha256 the card records.
+    """
+    import search_spaces
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    card = load_card(folder)
+    weights = folder / card["files"].get("safetensors", {}).get("file", WEIGHTS)
+    if not weights.is_file():
+        raise ExportError(f"weights file {str(weights)!r} is missing")
+    expected = card["files"].get("safetensors", {}).get("sha256")
+    if expected and sha256_of(weights) != expected:
+        raise ExportError(f"weights file {str(weights)!r} does not match its model card (sha256 differs): "
+                          "corrupted or replaced")
+    space = search_spaces.get(card["space"])
+    genes = card.get("genes")  # exact; the genome string is for people (and older cards)
+    genome = space.make(genes) if isinstance(genes, dict) else space.parse(card["genome"])
+    model = space.build(genome, tuple(card["input_shape"]), len(card["class_names"]))
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ExportError(f"weights file {str(weights)!r} cannot be read: {first}") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = " ".join(str(error).split())[:200]
+        raise ExportError(f"weights file {str(weights)!r} does not fit genome {card['genome']}: {first}") from None
+    return model.eval()
+
+
+def read_image(path: str | Path, card: dict[str, Any]) -> torch.Tensor:
+    """One image file as the model's normalised input (C, H, W): converted to the card's
+    channels, resized to its size, scaled to 0-1 and normalised with its mean and std."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    c, h, w = card["input_shape"]
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if c == 1 else "RGB")
+            if image.size != (w, h):
+                image = image.resize((w, h), Image.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32)
+    except FileNotFoundError:
+        raise ExportError(f"image {str(path)!r} does not exist") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise ExportError(f"image {str(path)!r} cannot be read: {error}") from None
+    x = torch.from_numpy(pixels.reshape(h, w, c).transpose(2, 0, 1).copy()) / 255.0
+    mean = torch.tensor(card["normalisation"]["mean"], dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(card["normalisation"]["std"], dtype=torch.float32).view(-1, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def predict(path: str | Path, images: Sequence[str | Path], batch_size: int = 256,
+            model: nn.Module | None = None) -> list[dict[str, Any]]:
+    """The predicted class (and its softmax probability) of each image file."""
+    card = load_card(path)
+    model = model or load_model(path)
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(images), batch_size):
+        chunk = list(images[start:start + batch_size])
+        probabilities = torch.softmax(model(torch.stack([read_image(p, card) for p in chunk])), dim=1)
+        confidence, index = probabilities.max(dim=1)
+        for image, i, p in zip(chunk, index.tolist(), confidence.tolist()):
+            rows.append({"image": str(image), "class": card["class_names"][i], "index": i, "probability": p})
+    return rows
+

@@ -1,0 +1,51 @@
+"""The Python API: search any space with any evaluator.
+
+Over a plain dict space with a plain Python evaluator nothing here imports torch: spaces
+are looked up in the registry only when named, and the CNN machinery lives elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from automl.core.errors import AutomlError
+from automl.core.pareto import Objective
+from automl.search.engine import DEFAULT_PRESELECT, Search, SearchResult
+from automl.store.study import StudyStore
+from search_spaces.base import DictSpace, SearchSpace
+
+__all__ = ["SearchResult", "search"]
+
+
+def search(space: str | SearchSpace | Mapping[str, Sequence[Any]],
+           evaluate: Callable[[dict[str, Any]], Mapping[str, float]],
+           objectives: Sequence[tuple[str, str] | Objective],
+           budget: int, seed: int = 0, strategy: str = "nsga2", population: int | None = None,
+           preselect: int = DEFAULT_PRESELECT, storage: str | None = None, study: str = "api") -> SearchResult:
+    """Search any space with any evaluator; no torch training involved unless ``evaluate`` trains.
+
+    ``space`` is a registered space name, a SearchSpace, or a mapping gene -> choices.
+    ``evaluate`` maps a genome (a dict gene -> value) to a dict objective -> value.
+    ``objectives`` lists (name, "min"|"max"). ``budget`` counts evaluations. ``preselect``
+    is how many children nsga2 proposes per child it evaluates (1: plain Dvolver NSGA-II).
+    Trials are recorded in an in-memory Optuna study unless ``storage`` names one.
+    Returns every evaluated genome with its values, and the Pareto front.
+    """
+    import search_spaces
+
+    if isinstance(space, str):
+        chosen = search_spaces.get(space)
+    elif isinstance(space, SearchSpace):
+        chosen = space
+    else:
+        chosen = DictSpace(space)
+    parsed = [o if isinstance(o, Objective) else Objective(*o) for o in objectives]
+    if not parsed:
+        raise AutomlError("at least one objective is needed")
+    store = StudyStore.create(study, storage or "memory", parsed,
+                              {"space": chosen.name, "strategy": strategy, "seed": seed, "preselect": preselect,
+                               "api": True})
+    runner = Search(chosen, lambda genome: evaluate(dict(genome)), store, budget=budget,
+                    strategy=strategy, population=population, seed=seed, preselect=preselect)
+    return runner.run()

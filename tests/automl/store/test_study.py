@@ -1,0 +1,116 @@
+import time
+
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from automl.core.errors import StudyError
+from automl.core.genome import Genome
+from automl.core.pareto import DEFAULT_OBJECTIVES
+from automl.store.study import StudyStore, open_storage
+
+CHOICES = {"a": [1, 2, 3], "b": ["x", "y"]}
+
+
+def _genome(a=1, b="x"):
+    return Genome("toy", (("a", a), ("b", b)))
+
+
+def test_create_then_open_keeps_settings_and_objectives(in_tmp):
+    StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {"seed": 4})
+    store = StudyStore.open("s1")
+    assert store.settings["seed"] == 4
+    assert [o.name for o in store.objectives] == ["accuracy", "flops"]
+    assert (in_tmp / "studies" / "s1.db").exists()
+
+
+def test_an_existing_study_is_never_overwritten(in_tmp):
+    store = StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {})
+    trial = store.start(_genome(), CHOICES, {"key": _genome().key()})
+    store.complete(trial, {"accuracy": 0.5, "flops": 10.0}, {})
+    with pytest.raises(StudyError, match="already exists.*--resume"):
+        StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {})
+    assert len(StudyStore.open("s1").trials()) == 1
+
+
+def test_opening_a_missing_study_creates_nothing(in_tmp):
+    with pytest.raises(StudyError, match="no study database"):
+        StudyStore.open("ghost")
+    assert not (in_tmp / "studies" / "ghost.db").exists()
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "nosuchdb://x/y", "postgresql://nobody@127.0.0.1:1/none"])
+def test_bad_storage_urls_are_user_errors(in_tmp, url):
+    with pytest.raises(StudyError):
+        StudyStore.create("s1", url, DEFAULT_OBJECTIVES, {})
+
+
+def test_bad_study_names_are_refused(in_tmp):
+    with pytest.raises(StudyError, match="letters"):
+        StudyStore.create("../evil", None, DEFAULT_OBJECTIVES, {})
+
+
+def test_trials_record_params_attrs_and_weights(in_tmp):
+    store = StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {})
+    genome = _genome(2, "y")
+    trial = store.start(genome, CHOICES, {"key": genome.key(), "generation": 0})
+    weights = {"w": torch.arange(6.0).reshape(2, 3)}
+    frozen = store.complete(trial, {"accuracy": 0.9, "flops": 1e6}, {"params": 7}, weights)
+    assert frozen.params == {"a": 2, "b": "y"}
+    assert frozen.values == [0.9, 1e6]
+    assert frozen.user_attrs["params"] == 7
+    loaded = store.download_weights(StudyStore.open("s1").trials()[0])
+    assert torch.equal(loaded["w"], weights["w"])
+
+
+def test_interrupted_trials_are_marked_for_retry(in_tmp):
+    store = StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {})
+    done = store.start(_genome(1), CHOICES, {"key": _genome(1).key()})
+    store.complete(done, {"accuracy": 0.5, "flops": 1.0}, {})
+    store.start(_genome(2), CHOICES, {"key": _genome(2).key()})  # left RUNNING, as after a kill
+    assert store.mark_interrupted() == 1
+    states = [t.state for t in store.trials()]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL]
+    assert set(store.finished_by_key()) == {_genome(1).key()}
+
+
+def test_failures_of_their_own_are_not_retried(in_tmp):
+    store = StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {})
+    trial = store.start(_genome(3), CHOICES, {"key": _genome(3).key()})
+    store.fail(trial, "loss diverged", retry=False)
+    assert store.finished_by_key()[_genome(3).key()].user_attrs["fail_reason"] == "loss diverged"
+
+
+def test_pareto_lists_non_dominated_trials(in_tmp):
+    store = StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {})
+    for a, (acc, flops) in zip([1, 2, 3], [(0.9, 10.0), (0.8, 20.0), (0.95, 30.0)]):
+        trial = store.start(_genome(a), CHOICES, {"key": _genome(a).key()})
+        store.complete(trial, {"accuracy": acc, "flops": flops}, {})
+    assert [t.number for t in store.pareto()] == [0, 2]
+
+
+def test_journal_storage(in_tmp):
+    StudyStore.create("j", "journal:///studies/j.log", DEFAULT_OBJECTIVES, {"seed": 1})
+    assert StudyStore.open("j", "journal:///studies/j.log").settings["seed"] == 1
+
+
+def _open_at(url: str, start: float) -> str:
+    while time.time() < start:  # all processes start creating the schema together
+        pass
+    try:
+        open_storage(url)
+        return "ok"
+    except StudyError as error:
+        return str(error)
+
+
+def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path):
+    """Two workers started together on a new database race to create its tables; neither fails."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path}/shared.db"
+    for _ in range(3):
+        (tmp_path / "shared.db").unlink(missing_ok=True)
+        start = time.time() + 1.5
+        with multiprocessing.get_context("fork").Pool(4) as pool:
+            assert pool.starmap(_open_at, [(url, start)] * 4) == ["ok"] * 4
