@@ -96,14 +96,33 @@ def open_storage(url: str, must_exist: bool = False, heartbeat: tuple[int, int] 
     attempts = SQLITE_OPEN_ATTEMPTS if sqlite is not None else 1
     for attempt in range(1, attempts + 1):
         try:
-            if heartbeat is None:
-                return optuna.storages.RDBStorage(url)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat[0], grace_period=heartbeat[1])
+            beats = {} if heartbeat is None else {"heartbeat_interval": heartbeat[0], "grace_period": heartbeat[1]}
+            storage = optuna.storages.RDBStorage(url, **beats)
+            if sqlite is not None:
+                _write_ahead_log(storage)
+            return storage
         except Exception as error:  # sqlalchemy raises many kinds for bad URLs or servers
             if attempt == attempts:
                 message = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise StudyError(f"cannot open storage {url!r}: {message}") from None
             time.sleep(0.2 * attempt)
+
+
+def _write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
+    """SQLite in write-ahead-log mode with NORMAL sync: a commit costs no fsync (a trial's many
+    attribute writes took ~25 ms each), readers never block the writer (processes sharing the
+    study), and a killed process still loses nothing committed (only a power cut can drop the
+    last commits). The mode is stored in the database file."""
+    import sqlalchemy
+
+    def pragmas(connection, _record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    sqlalchemy.event.listen(storage.engine, "connect", pragmas)
+    storage.engine.dispose()  # connections opened before the listener get the pragmas too
 
 
 class StudyStore:
