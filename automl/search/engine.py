@@ -162,7 +162,7 @@ class Search:
             self.progress.generation_started(batch[0].generation, len(batch))
             self.strategy.tell(batch, self.evaluate_batch(batch))
             batch = None
-            state = self.store.engine_state()
+            state = self.store.engine_state() if self.store.shared else None
             if state and state.get("strategy") == self.strategy.name and state["generation"] >= self.strategy.generation:
                 asked, batch = self._load(state)  # a peer asked for the next batch already
 

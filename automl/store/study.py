@@ -137,6 +137,7 @@ class StudyStore:
         self.shared = url != "memory"  # other processes may write to the study
         self.heartbeat_interval, self.grace_period = heartbeat
         self._id: int | None = None
+        self._objectives: list[Objective] | None = None
         self.artifacts_dir = artifacts
         self._artifact_store = None
         if artifacts is not None:
@@ -201,12 +202,17 @@ class StudyStore:
 
     @property
     def objectives(self) -> list[Objective]:
-        stored = self.settings.get("objectives")
-        if stored:
-            return [Objective(name, direction) for name, direction in stored]
-        names = self.study.metric_names or [f"objective{i}" for i in range(len(self.study.directions))]
-        return [Objective(n, "min" if d == optuna.study.StudyDirection.MINIMIZE else "max")
-                for n, d in zip(names, self.study.directions)]
+        """The study's objectives (fixed at creation, so read once: reading study attributes
+        copies them all, the engine's state included)."""
+        if self._objectives is None:
+            stored = self.settings.get("objectives")
+            if stored:
+                self._objectives = [Objective(name, direction) for name, direction in stored]
+            else:
+                names = self.study.metric_names or [f"objective{i}" for i in range(len(self.study.directions))]
+                self._objectives = [Objective(n, "min" if d == optuna.study.StudyDirection.MINIMIZE else "max")
+                                    for n, d in zip(names, self.study.directions)]
+        return list(self._objectives)
 
     def trials(self, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=states)
