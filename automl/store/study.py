@@ -117,9 +117,13 @@ def _write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
 
     def pragmas(connection, _record) -> None:
         cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        except Exception:  # a read-only database file: it stays readable in its own mode
+            pass
+        finally:
+            cursor.close()
 
     sqlalchemy.event.listen(storage.engine, "connect", pragmas)
     storage.engine.dispose()  # connections opened before the listener get the pragmas too

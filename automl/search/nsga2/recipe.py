@@ -1,9 +1,14 @@
 """The settings of the NSGA-II strategy: our default and Dvolver's reference recipe.
 
-``dvolver`` is the recipe of Dvolver's reference code (guillaume-michel/dvolver): population
-32, crossover with probability 0.9 swapping each gene with probability 0.1, each gene mutated
-with probability 0.1 to a different value, binary tournament by Pareto dominance then
-crowding distance, NSGA-II survival, a uniformly random first generation, no surrogate.
+``dvolver`` is the recipe of Dvolver's reference code (guillaume-michel/dvolver, server.py:
+DEAP's selTournamentDCD, mate/mutate with indpb 0.1, cxpb 0.9, selNSGA2, population 32):
+population 32, crossover with probability 0.9 swapping each gene with probability 0.1, each
+gene mutated with probability 0.1 to a different value, binary tournament by Pareto dominance
+then crowding distance, NSGA-II survival, a uniformly random first generation, no surrogate.
+Two things follow from this engine rather than the recipe: a child identical to a genome
+already asked for is replaced by a new one (Dvolver answers it from its cache and lets it take
+a population slot), and under --max-flops/--max-params children are repaired (Dvolver has no
+constraints).
 
 ``nsga2`` (the default) is Dvolver-inspired and deviates where `automl bench engine` showed
 small budgets gain: the population follows the budget (a twentieth of it, 8 to 64, unless
