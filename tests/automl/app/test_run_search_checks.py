@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from automl.app.config import merge
-from automl.app.runner import check_reachable, run_search
+from automl.app.runner import check_reachable, resumed_settings, run_search
 from automl.core.errors import AutomlError
 
 
@@ -46,3 +46,10 @@ def test_dvolver_recipe_fixes_population_and_preselect():
 def test_negative_seed_is_refused():
     with pytest.raises(AutomlError, match="--seed must be 0 or more"):
         merge({}, {"seed": -1})
+
+
+def test_the_recipe_is_fixed_on_resume():
+    stored = {"recipe": "dvolver", "population": 32, "preselect": 1, "strategy": "nsga2"}
+    assert resumed_settings(merge({}, {}), stored, set()).recipe == "dvolver"
+    with pytest.raises(AutomlError, match="--recipe nsga2 differs from the study's dvolver"):
+        resumed_settings(merge({}, {"recipe": "nsga2"}), stored, {"recipe"})

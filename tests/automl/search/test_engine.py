@@ -113,7 +113,7 @@ class Interrupting:
 
 
 @pytest.mark.parametrize("strategy", ["nsga2", "random"])
-def test_resume_replays_the_same_search_without_re_evaluating(in_tmp, strategy):
+def test_resume_continues_the_same_search_without_re_evaluating(in_tmp, strategy):
     objectives = [Objective("f1", "min"), Objective("f2", "min")]
     space = DictSpace(SPACE)
     reference = Interrupting()
@@ -234,3 +234,20 @@ def test_a_study_of_the_previous_version_resumes(in_tmp):
     assert trials[8].state == TrialState.RUNNING  # a legacy trial: never failed by us
     assert min(c.generation for c in result.candidates if c.trial > 8) == 2  # continues after generation 1
     assert StudyStore.open("old").pareto()
+
+
+def test_a_resumed_search_reads_its_batch_from_the_study_not_from_the_seed():
+    """The batch in progress comes from the study's engine state: a resume under another seed
+    still evaluates exactly the genomes the interrupted generation had asked for."""
+    objectives = [Objective("f1", "min"), Objective("f2", "min")]
+    reference = Interrupting()
+    Search(DictSpace(SPACE), reference, StudyStore.create("r", "memory", objectives, {}), budget=16, seed=2,
+           population=8).run()
+    first = Interrupting(stop_at=11)
+    store = StudyStore.create("c", "memory", objectives, {})
+    with pytest.raises(KeyboardInterrupt):
+        Search(DictSpace(SPACE), first, store, budget=16, seed=2, population=8).run()
+    assert store.engine_state()["generation"] == 1
+    second = Interrupting()
+    Search(DictSpace(SPACE), second, store, budget=16, seed=999, population=8).run()
+    assert first.calls + second.calls == reference.calls
