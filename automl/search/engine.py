@@ -163,7 +163,8 @@ class Search:
             self.strategy.tell(batch, self.evaluate_batch(batch))
             batch = None
             state = self.store.engine_state() if self.store.shared else None
-            if state and state.get("strategy") == self.strategy.name and state["generation"] >= self.strategy.generation:
+            ahead = state and state.get("strategy") == self.strategy.name
+            if ahead and state["generation"] >= self.strategy.generation:
                 asked, batch = self._load(state)  # a peer asked for the next batch already
 
     def _run_sequential(self) -> None:

@@ -54,8 +54,8 @@ class OptunaStrategy(Strategy):
             if stored is not None:
                 self.store.answer_duplicate(trial, stored)
             else:
-                self.store.fail(trial, "proposed again before its evaluation finished", extra={attrs.KEY: key, attrs.DUPLICATE_OF: -1},
-                                retry=False)
+                self.store.fail(trial, "proposed again before its evaluation finished",
+                                extra={attrs.KEY: key, attrs.DUPLICATE_OF: -1}, retry=False)
             return []
         violation = 0.0 if self.violation is None else float(self.violation(genome))
         if violation > 0:
