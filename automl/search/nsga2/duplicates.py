@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
-
 
 def row(x: Iterable[int]) -> tuple[int, ...]:
     return tuple(int(v) for v in x)
@@ -31,13 +29,3 @@ class Archive:
 
     def as_list(self) -> list[list[int]]:
         return [list(r) for r in sorted(self.rows)]
-
-    def unique_new(self, X: np.ndarray) -> np.ndarray:
-        """The rows of ``X`` neither in the archive nor earlier in ``X`` (archive unchanged)."""
-        seen = set(self.rows)
-        keep = []
-        for i, x in enumerate(X):
-            if row(x) not in seen:
-                seen.add(row(x))
-                keep.append(i)
-        return np.asarray(X, dtype=int)[keep] if keep else np.zeros((0, np.shape(X)[-1]), dtype=int)

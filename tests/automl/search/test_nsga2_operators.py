@@ -96,7 +96,8 @@ def test_dominance_tournament_prefers_the_dominating_point():
 
 def test_archive_drops_known_and_repeated_rows():
     archive = Archive([[0, 1]])
-    assert archive.unique_new(np.array([[0, 1], [1, 1], [1, 1]])).tolist() == [[1, 1]]
+    assert [archive.add(x) for x in np.array([[0, 1], [1, 1], [1, 1]])] == [False, True, False]
+    assert np.array([1, 1]) in archive and archive.as_list() == [[0, 1], [1, 1]]
 
 
 def test_dvolver_recipe_is_the_reference_one():
