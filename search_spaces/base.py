@@ -147,6 +147,13 @@ class SearchSpace(ABC):
                 return choice
         raise InvalidGenomeError(f"gene {gene!r} cannot be {raw!r}; choices are {self.genes()[gene]}")
 
+    def smallest(self) -> Genome:
+        """The cheapest genome: every ordinal gene at its first choice, every nominal gene at its
+        cheapest (:meth:`choice_costs`). Constraint checks start here: if it breaks
+        --max-flops/--max-params, nothing in the space meets them."""
+        return Genome(self.name, tuple((gene, choices[int(np.argmin(self.choice_costs(gene)))])
+                                       for gene, choices in self.genes().items()))
+
     def distance(self, a: Genome, b: Genome) -> int:
         """Number of genes that differ (Hamming distance)."""
         return sum(va != vb for (_, va), (_, vb) in zip(a.genes, b.genes))

@@ -42,6 +42,7 @@ class SearchSettings:
     lr: float = 0.1
     seed: int = 0
     strategy: str = "nsga2"
+    recipe: str = "nsga2"
     preselect: int = 8
     resume: bool = False
     max_flops: float | None = None
@@ -86,6 +87,8 @@ class SearchSettings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise AutomlError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.seed < 0:
+            raise AutomlError(f"--seed must be 0 or more, got {self.seed}")
         if not self.lr > 0:
             raise AutomlError(f"--lr must be positive, got {self.lr}")
         if not self.epochs > 0:
@@ -131,10 +134,27 @@ def merge(config: dict[str, Any], flags: dict[str, Any]) -> SearchSettings:
     merged.update(given)
     if merged.get("budget") is not None and merged.get("generations") is not None:
         raise AutomlError("give --generations or --budget, not both")
+    _apply_recipe(merged)
     try:
         return SearchSettings(**merged).check()
     except TypeError as error:
         raise AutomlError(f"bad setting: {error}") from None
+
+
+def _apply_recipe(merged: dict[str, Any]) -> None:
+    """A recipe that fixes the population or pre-selection (Dvolver's) sets them; a value
+    given that contradicts it is an error rather than a silent change of recipe."""
+    from automl.search.nsga2.recipe import get_recipe
+
+    recipe = get_recipe(str(merged.get("recipe", "nsga2")))
+    for name in ("population", "preselect"):
+        fixed = getattr(recipe, name)
+        if fixed is None:
+            continue
+        if merged.get(name) is not None and merged[name] != fixed:
+            raise AutomlError(f"--recipe {recipe.name} fixes --{name} at {fixed} (its reference value); "
+                              f"drop --{name} {merged[name]} or use --recipe nsga2")
+        merged[name] = fixed
 
 
 _AMOUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kKmMgG]?)\s*$")

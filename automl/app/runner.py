@@ -14,7 +14,10 @@ import search_spaces
 from automl import __version__
 from automl.app.config import SearchSettings
 from automl.data import dataset_names, load_dataset
-from automl.search.engine import STRATEGIES, Search, SearchResult
+from automl.search.candidates import SearchResult
+from automl.search.engine import Search
+from automl.search.nsga2.recipe import get_recipe
+from automl.search.strategy import STRATEGIES
 from automl.core.errors import AutomlError, StudyError, UnknownNameError
 from automl.evaluate.cnn import CNNEvaluator
 from automl.evaluate.devices import pick_device
@@ -23,8 +26,8 @@ from automl.core.progress import SilentProgress
 from automl.store.study import StudyStore, check_study_name
 from automl.train.loop import TrainConfig
 
-# Settings a resumed study keeps: changing them would change what the replay asks for.
-FIXED_ON_RESUME = ("space", "dataset", "seed", "strategy", "population", "preselect", "epochs",
+# Settings a resumed study keeps: changing them would change what the search asks for.
+FIXED_ON_RESUME = ("space", "dataset", "seed", "strategy", "recipe", "population", "preselect", "epochs",
                    "warm_epochs", "warm_start", "batch_size", "lr", "accelerate", "max_flops", "max_params")
 STORED = FIXED_ON_RESUME + ("data_root", "device")
 
@@ -34,6 +37,8 @@ def validate_names(settings: SearchSettings) -> None:
     search_spaces.get(settings.space)
     if settings.strategy not in STRATEGIES:
         raise UnknownNameError(f"unknown strategy {settings.strategy!r} (known: {', '.join(STRATEGIES)})")
+    if get_recipe(settings.recipe).name != "nsga2" and settings.strategy != "nsga2":
+        raise AutomlError(f"--recipe {settings.recipe} is a recipe of the nsga2 strategy, not of {settings.strategy}")
     accelerators.parse(settings.accelerate)
     if not (settings.dataset in dataset_names() or settings.dataset.startswith("imagefolder:")):
         raise UnknownNameError(f"unknown dataset {settings.dataset!r} (known: {', '.join(dataset_names())})")
@@ -41,6 +46,26 @@ def validate_names(settings: SearchSettings) -> None:
         raise AutomlError(f"unknown device {settings.device!r} (auto, cpu, cuda, cuda:N)")
     if settings.study is not None:
         check_study_name(settings.study)
+
+
+def check_reachable(space, cost, max_flops: float | None, max_params: float | None) -> None:
+    """Decide at once, before anything is stored, whether the constraints can be met: the
+    space's smallest genome (:meth:`SearchSpace.smallest`) is the cheapest it can reach."""
+    if max_flops is None and max_params is None:
+        return
+    smallest = space.smallest()
+    flops, params = cost(smallest)
+    for flag, limit, value in (("--max-flops", max_flops, flops), ("--max-params", max_params, params)):
+        if limit is not None and value > limit:
+            raise AutomlError(f"{flag} {_amount(limit)} cannot be met: the smallest architecture of space "
+                              f"{space.name!r} ({space.format(smallest)}) has {_amount(value)}")
+
+
+def _amount(value: float) -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.4g}{suffix}"
+    return f"{value:.4g}"
 
 
 def resumed_settings(settings: SearchSettings, stored: dict[str, Any], explicit: set[str]) -> SearchSettings:
@@ -78,6 +103,7 @@ def run_search(settings: SearchSettings, explicit: set[str] | None = None,
     config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr)
     evaluator = CNNEvaluator(space, data, config, seed=settings.seed, accelerate=settings.accelerate,
                              device=device, progress=progress, warm_epochs=settings.child_epochs())
+    check_reachable(space, evaluator.cost, settings.max_flops, settings.max_params)
     if not settings.resume:
         name = settings.study_name()
         stored = {k: getattr(settings, k) for k in STORED}
@@ -96,6 +122,5 @@ def run_search(settings: SearchSettings, explicit: set[str] | None = None,
                     population=settings.population, seed=settings.seed,
                     violation=evaluator.violation(settings.max_flops, settings.max_params),
                     known=lambda genome: {"flops": evaluator.cost(genome)[0]}, preselect=settings.preselect,
-                    warm_start=settings.warm_start,
-                    progress=progress)
+                    recipe=settings.recipe, warm_start=settings.warm_start, progress=progress)
     return search.run()

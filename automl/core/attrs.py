@@ -35,5 +35,10 @@ TRANSFORMS = "transforms"
 FAIL_REASON = "fail_reason"
 RETRY = "retry"  # a FAILED trial whose genome a resumed or joining process trains again
 
+# trial user attributes: which process owns a RUNNING trial, and that it is alive
+WORKER = "worker"  # host:pid:nonce of the process that claimed the trial
+HEARTBEAT = "heartbeat"  # time.time() of the last beat, for storages without Optuna heartbeats
+
 # study user attributes
 SETTINGS = "automl"  # the search's settings, data description and objectives
+ENGINE = "engine"  # the search's state: generation, its batch, the strategy's state

@@ -72,7 +72,7 @@ class Dashboard:
     def url(self) -> str:
         """Where the study's page is (the dashboard numbers studies by their storage id)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/dashboard/studies/{self.store.study._study_id}"
+        return f"http://{host}:{self.port}/dashboard/studies/{self.store.study_id}"
 
     @property
     def base_url(self) -> str:

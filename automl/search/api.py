@@ -11,7 +11,9 @@ from typing import Any
 
 from automl.core.errors import AutomlError
 from automl.core.pareto import Objective
-from automl.search.engine import DEFAULT_PRESELECT, Search, SearchResult
+from automl.search.candidates import SearchResult
+from automl.search.engine import Search
+from automl.search.nsga2.strategy import DEFAULT_PRESELECT
 from automl.store.study import StudyStore
 from search_spaces.base import DictSpace, SearchSpace
 
@@ -22,13 +24,15 @@ def search(space: str | SearchSpace | Mapping[str, Sequence[Any]],
            evaluate: Callable[[dict[str, Any]], Mapping[str, float]],
            objectives: Sequence[tuple[str, str] | Objective],
            budget: int, seed: int = 0, strategy: str = "nsga2", population: int | None = None,
-           preselect: int = DEFAULT_PRESELECT, storage: str | None = None, study: str = "api") -> SearchResult:
+           preselect: int = DEFAULT_PRESELECT, storage: str | None = None, study: str = "api",
+           recipe: str = "nsga2") -> SearchResult:
     """Search any space with any evaluator; no torch training involved unless ``evaluate`` trains.
 
     ``space`` is a registered space name, a SearchSpace, or a mapping gene -> choices.
     ``evaluate`` maps a genome (a dict gene -> value) to a dict objective -> value.
     ``objectives`` lists (name, "min"|"max"). ``budget`` counts evaluations. ``preselect``
-    is how many children nsga2 proposes per child it evaluates (1: plain Dvolver NSGA-II).
+    is how many children nsga2 proposes per child it evaluates (1: no surrogate); ``recipe``
+    "dvolver" runs Dvolver's reference NSGA-II recipe instead of ours (:mod:`automl.search.nsga2.recipe`).
     Trials are recorded in an in-memory Optuna study unless ``storage`` names one.
     Returns every evaluated genome with its values, and the Pareto front.
     """
@@ -44,8 +48,8 @@ def search(space: str | SearchSpace | Mapping[str, Sequence[Any]],
     if not parsed:
         raise AutomlError("at least one objective is needed")
     store = StudyStore.create(study, storage or "memory", parsed,
-                              {"space": chosen.name, "strategy": strategy, "seed": seed, "preselect": preselect,
-                               "api": True})
+                              {"space": chosen.name, "strategy": strategy, "recipe": recipe, "seed": seed,
+                               "preselect": preselect, "api": True})
     runner = Search(chosen, lambda genome: evaluate(dict(genome)), store, budget=budget,
-                    strategy=strategy, population=population, seed=seed, preselect=preselect)
+                    strategy=strategy, population=population, seed=seed, preselect=preselect, recipe=recipe)
     return runner.run()

@@ -1,21 +1,20 @@
 """Offspring pre-selection: NSGA-II proposes more children than it can afford to evaluate,
 and a cheap surrogate picks which ones to evaluate.
 
-Each generation the engine asks pymoo for ``factor`` times the population of children (the
-usual tournament, crossover and mutation), predicts their objectives with a ridge regression
-on one-hot genes fitted to every genome evaluated so far, and keeps the population's worth
-that NSGA-II's own survival (non-dominated rank, then crowding) ranks best on the
-predictions. Objectives that are cheap to compute exactly (FLOPs of a built model) replace
-their predictions. This is the pre-selection of surrogate-assisted evolutionary NAS (e.g.
-NSGANetV2); with ``factor`` 1 the engine is plain Dvolver NSGA-II. ``automl bench engine``
-measures what it buys at equal budget.
+Each generation the nsga2 strategy proposes ``preselect`` times the population of children
+(the usual tournament, crossover and mutation), predicts their objectives with a ridge
+regression on one-hot genes fitted to every genome evaluated so far, and keeps the
+population's worth that NSGA-II's own survival (non-dominated rank, then crowding) ranks best
+on the predictions. Objectives that are cheap to compute exactly (FLOPs of a built model)
+replace their predictions. This is the pre-selection of surrogate-assisted evolutionary NAS
+(e.g. NSGANetV2); ``automl bench engine`` measures what it buys at equal budget.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from pymoo.core.population import Population
-from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+
+from automl.search.nsga2.survival import survivors
 
 
 class OneHotRidge:
@@ -49,10 +48,6 @@ class OneHotRidge:
         return self.encode(X) @ self.weights * self.scale + self.mean
 
 
-def preselect(predicted: np.ndarray, n: int, problem, random_state: np.random.Generator) -> np.ndarray:
+def preselect(predicted: np.ndarray, n: int) -> np.ndarray:
     """Indices of the ``n`` rows NSGA-II's survival (rank, then crowding) prefers."""
-    pool = Population.new("X", np.zeros((len(predicted), problem.n_var)))
-    pool.set("F", np.asarray(predicted, dtype=float))
-    pool.set("G", np.zeros((len(predicted), max(problem.n_ieq_constr, 1))))
-    return np.asarray(RankAndCrowding().do(problem, pool, n_survive=n, random_state=random_state,
-                                           return_indices=True), dtype=int)
+    return survivors(np.asarray(predicted, dtype=float), n)

@@ -4,8 +4,9 @@ Optuna is the source of truth. Each evaluated genome is one trial: genes are par
 categorical distributions (so the dashboard plots them), objective values are the trial's
 values, and the genome string, FLOPs, params, seconds, epochs, generation and parent trials
 are user attributes. Trained weights are stored as an Optuna artifact (safetensors) in a
-file-system artifact store beside the database. The search's settings are a study user
-attribute, so ``--resume`` continues exactly the search that was started.
+file-system artifact store beside the database. The search's settings and the engine's state
+are study user attributes, so ``--resume`` and any process that joins continue exactly the
+search that was started. Only Optuna's public API is used.
 """
 
 from __future__ import annotations
@@ -21,17 +22,21 @@ from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution
-from optuna.trial import FrozenTrial, Trial, TrialState, create_trial
+from optuna.trial import FrozenTrial, Trial, TrialState
 
+from automl.core import attrs
 from automl.core.errors import StudyError
 from automl.core.genome import Genome
 from automl.core.pareto import Objective, as_minimisation, non_dominated
+from automl.store import claims
+from automl.store.heartbeat import GRACE_PERIOD, HEARTBEAT_INTERVAL, STOPPED, Heartbeat, fail_stale
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 STUDY_DIR = Path("studies")
-SETTINGS_ATTR = "automl"
+SETTINGS_ATTR = attrs.SETTINGS
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -59,10 +64,13 @@ def _sqlite_path(url: str) -> Path | None:
 SQLITE_OPEN_ATTEMPTS = 5
 
 
-def open_storage(url: str, must_exist: bool = False) -> optuna.storages.BaseStorage:
+def open_storage(url: str, must_exist: bool = False, heartbeat: tuple[int, int] | None = None
+                 ) -> optuna.storages.BaseStorage:
     """An Optuna storage for a URL; ``journal:///path`` selects a journal file.
 
     With ``must_exist`` a missing SQLite or journal file is an error rather than created.
+    ``heartbeat`` = (interval, grace period) in seconds turns on Optuna's heartbeats for RDB
+    storages (:mod:`automl.store.heartbeat`).
     """
     if url == "memory":
         return optuna.storages.InMemoryStorage()
@@ -88,7 +96,11 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.BaseStor
     attempts = SQLITE_OPEN_ATTEMPTS if sqlite is not None else 1
     for attempt in range(1, attempts + 1):
         try:
-            return optuna.storages.RDBStorage(url)
+            beats = {} if heartbeat is None else {"heartbeat_interval": heartbeat[0], "grace_period": heartbeat[1]}
+            storage = optuna.storages.RDBStorage(url, **beats)
+            if sqlite is not None:
+                _write_ahead_log(storage)
+            return storage
         except Exception as error:  # sqlalchemy raises many kinds for bad URLs or servers
             if attempt == attempts:
                 message = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -96,12 +108,40 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.BaseStor
             time.sleep(0.2 * attempt)
 
 
+def _write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
+    """SQLite in write-ahead-log mode with NORMAL sync: a commit costs no fsync (a trial's many
+    attribute writes took ~25 ms each), readers never block the writer (processes sharing the
+    study), and a killed process still loses nothing committed (only a power cut can drop the
+    last commits). The mode is stored in the database file."""
+    import sqlalchemy
+
+    def pragmas(connection, _record) -> None:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        except Exception:  # a read-only database file: it stays readable in its own mode
+            pass
+        finally:
+            cursor.close()
+
+    sqlalchemy.event.listen(storage.engine, "connect", pragmas)
+    storage.engine.dispose()  # connections opened before the listener get the pragmas too
+
+
 class StudyStore:
     """One Optuna study plus its artifact store, as the search uses them."""
 
-    def __init__(self, study: optuna.Study, artifacts: Path | None, url: str = "memory") -> None:
+    def __init__(self, study: optuna.Study, artifacts: Path | None, url: str = "memory",
+                 storage: optuna.storages.BaseStorage | None = None,
+                 heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD)) -> None:
         self.study = study
         self.url = url
+        self.storage = storage  # the backend opened for the study (heartbeats are recorded there)
+        self.shared = url != "memory"  # other processes may write to the study
+        self.heartbeat_interval, self.grace_period = heartbeat
+        self._id: int | None = None
+        self._objectives: list[Objective] | None = None
         self.artifacts_dir = artifacts
         self._artifact_store = None
         if artifacts is not None:
@@ -115,11 +155,12 @@ class StudyStore:
     @classmethod
     def create(cls, name: str, storage: str | None, objectives: Sequence[Objective],
                settings: Mapping[str, Any], artifacts: Path | None = None,
-               sampler: optuna.samplers.BaseSampler | None = None) -> StudyStore:
+               sampler: optuna.samplers.BaseSampler | None = None,
+               heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD)) -> StudyStore:
         """A new study; refuses to touch an existing one of the same name."""
         check_study_name(name)
         url = storage or default_storage(name)
-        backend = open_storage(url)
+        backend = open_storage(url, heartbeat=heartbeat)
         if name in {s.study_name for s in optuna.get_all_study_summaries(backend)}:
             raise StudyError(f"study {name!r} already exists in {url}; add --resume to continue it "
                              "or choose another --study")
@@ -132,22 +173,23 @@ class StudyStore:
         stored["objectives"] = [[o.name, o.direction] for o in objectives]
         stored["artifacts"] = str(artifacts) if artifacts is not None else None
         study.set_user_attr(SETTINGS_ATTR, json.loads(json.dumps(stored)))
-        return cls(study, artifacts, url)
+        return cls(study, artifacts, url, backend, heartbeat)
 
     @classmethod
     def open(cls, name: str, storage: str | None = None,
-             sampler: optuna.samplers.BaseSampler | None = None) -> StudyStore:
+             sampler: optuna.samplers.BaseSampler | None = None,
+             heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD)) -> StudyStore:
         """An existing study (a user-facing error if there is none)."""
         check_study_name(name)
         url = storage or default_storage(name)
-        backend = open_storage(url, must_exist=True)
+        backend = open_storage(url, must_exist=True, heartbeat=heartbeat)
         try:
             study = optuna.load_study(study_name=name, storage=backend, sampler=sampler)
         except KeyError:
             raise StudyError(f"no study {name!r} in {url}") from None
         settings = study.user_attrs.get(SETTINGS_ATTR, {})
         artifacts = settings.get("artifacts")
-        return cls(study, Path(artifacts) if artifacts else None, url)
+        return cls(study, Path(artifacts) if artifacts else None, url, backend, heartbeat)
 
     # -- what the study knows -------------------------------------------------------------
 
@@ -164,45 +206,67 @@ class StudyStore:
 
     @property
     def objectives(self) -> list[Objective]:
-        stored = self.settings.get("objectives")
-        if stored:
-            return [Objective(name, direction) for name, direction in stored]
-        names = self.study.metric_names or [f"objective{i}" for i in range(len(self.study.directions))]
-        return [Objective(n, "min" if d == optuna.study.StudyDirection.MINIMIZE else "max")
-                for n, d in zip(names, self.study.directions)]
+        """The study's objectives (fixed at creation, so read once: reading study attributes
+        copies them all, the engine's state included)."""
+        if self._objectives is None:
+            stored = self.settings.get("objectives")
+            if stored:
+                self._objectives = [Objective(name, direction) for name, direction in stored]
+            else:
+                names = self.study.metric_names or [f"objective{i}" for i in range(len(self.study.directions))]
+                self._objectives = [Objective(n, "min" if d == optuna.study.StudyDirection.MINIMIZE else "max")
+                                    for n, d in zip(names, self.study.directions)]
+        return list(self._objectives)
 
     def trials(self, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=states)
 
+    @property
+    def study_id(self) -> int:
+        """The study's id in its storage (public API; the dashboard's URLs use it)."""
+        if self._id is None:
+            self._id = self.storage.get_study_id_from_name(self.name)
+        return self._id
+
     def finished_by_key(self) -> dict[str, FrozenTrial]:
         """Genome key -> its trial, for every genome that needs no new training:
-        COMPLETE trials and trials that FAILED for a reason of their own (not interrupted)."""
+        COMPLETE and PRUNED trials, and trials that FAILED for a reason of their own."""
         finished: dict[str, FrozenTrial] = {}
         for trial in self.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
-            key = trial.user_attrs.get("key")
-            if key is None or trial.user_attrs.get("duplicate_of") is not None or trial.user_attrs.get("infeasible"):
-                continue  # proposals answered without training are not evaluations
-            if trial.state == TrialState.FAIL and trial.user_attrs.get("retry", True):
-                continue
-            if key not in finished or trial.state != TrialState.FAIL:
-                finished[key] = trial
+            if claims.holds_result(trial):
+                key = trial.user_attrs[attrs.KEY]
+                if key not in finished or finished[key].state == TrialState.FAIL:
+                    finished[key] = trial
         return finished
 
-    def mark_interrupted(self) -> int:
-        """Mark trials left RUNNING (by a crash or kill) as FAILED so they are retried."""
-        stale = self.trials((TrialState.RUNNING,))
-        storage = self.study._storage
-        for trial in stale:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "interrupted (left running)")
-            storage.set_trial_user_attr(trial._trial_id, "retry", True)
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        return len(stale)
+    def fail_stale(self) -> list[int]:
+        """FAIL the RUNNING trials whose process is gone (heartbeats); their numbers."""
+        return fail_stale(self)
+
+    def heartbeat(self, trial: Trial) -> Heartbeat:
+        """``with store.heartbeat(trial):`` beats for the trial while it trains."""
+        return Heartbeat(self, trial)
+
+    @staticmethod
+    def fail_reason(trial: FrozenTrial) -> str | None:
+        """Why a trial FAILED (a trial failed by its heartbeat records no reason of its own)."""
+        if trial.state != TrialState.FAIL:
+            return None
+        return trial.user_attrs.get(attrs.FAIL_REASON, STOPPED)
+
+    def engine_state(self) -> dict[str, Any] | None:
+        """The engine's state (generation, its batch, the strategy's state), if one was stored."""
+        state = self.study.user_attrs.get(attrs.ENGINE)
+        return dict(state) if state else None
+
+    def save_engine_state(self, state: Mapping[str, Any]) -> None:
+        self.study.set_user_attr(attrs.ENGINE, _jsonable(state))
 
     def pareto(self) -> list[FrozenTrial]:
         """Non-dominated COMPLETE trials, one per genome, in ascending order of the last objective."""
         unique: dict[str, FrozenTrial] = {}
         for trial in self.trials((TrialState.COMPLETE,)):
-            unique.setdefault(trial.user_attrs.get("key", str(trial.number)), trial)
+            unique.setdefault(trial.user_attrs.get(attrs.KEY, str(trial.number)), trial)
         trials = list(unique.values())
         if not trials:
             return []
@@ -212,14 +276,18 @@ class StudyStore:
 
     # -- recording ------------------------------------------------------------------------
 
-    def start(self, genome: Genome, choices: Mapping[str, list[Any]], attrs: Mapping[str, Any]) -> Trial:
-        """A RUNNING trial for a genome the engine chose (params fixed to the genome)."""
-        template = create_trial(
-            state=TrialState.RUNNING, params=dict(genome.genes),
-            distributions={g: CategoricalDistribution(choices[g]) for g in genome},
-            user_attrs=dict(attrs))
-        trial_id = self.study._storage.create_new_trial(self.study._study_id, template_trial=template)
-        return Trial(self.study, trial_id)
+    def start(self, genome: Genome, choices: Mapping[str, list[Any]], extra: Mapping[str, Any]) -> Trial:
+        """A RUNNING trial for a genome the engine chose: ``study.ask`` with a sampler that
+        answers the genome's genes (public API, the dashboard sees real distributions)."""
+        previous = self.study.sampler
+        self.study.sampler = optuna.samplers.PartialFixedSampler(dict(genome.genes), optuna.samplers.RandomSampler())
+        try:
+            trial = self.study.ask({g: CategoricalDistribution(choices[g]) for g in genome})
+        finally:
+            self.study.sampler = previous
+        for name, value in extra.items():  # the key first: it is what a claim is known by
+            trial.set_user_attr(name, _jsonable(value))
+        return trial
 
     def ask(self, choices: Mapping[str, list[Any]], space: str) -> tuple[Trial, Genome]:
         """A RUNNING trial whose genome the study's own sampler proposes."""
@@ -227,35 +295,54 @@ class StudyStore:
         genome = Genome(space, tuple((g, trial.suggest_categorical(g, c)) for g, c in choices.items()))
         return trial, genome
 
-    def complete(self, trial: Trial, values: Mapping[str, float], attrs: Mapping[str, Any],
+    def complete(self, trial: Trial, values: Mapping[str, float], extra: Mapping[str, Any],
                  weights: Mapping[str, Any] | None = None) -> FrozenTrial:
         """Store attributes and weights, then mark the trial COMPLETE with its values."""
-        for key, value in attrs.items():
+        for key, value in extra.items():
             trial.set_user_attr(key, _jsonable(value))
         if weights is not None and self._artifact_store is not None:
-            trial.set_user_attr("weights_artifact", self.upload_weights(trial, weights))
+            trial.set_user_attr(attrs.WEIGHTS_ARTIFACT, self.upload_weights(trial, weights))
         return self.study.tell(trial, [float(values[o.name]) for o in self.objectives])
 
-    def prune(self, trial: Trial, values: Mapping[str, float], attrs: Mapping[str, Any],
+    def prune(self, trial: Trial, values: Mapping[str, float], extra: Mapping[str, Any],
               weights: Mapping[str, Any] | None = None) -> FrozenTrial:
         """Mark an early-stopped trial PRUNED; Optuna keeps no values for pruned trials of a
         multi-objective study, so its partial values are kept as the user attr
         ``partial_values`` (what the engine uses for it, and what the dashboard shows)."""
-        attrs = {**attrs, "partial_values": {o.name: float(values[o.name]) for o in self.objectives}}
-        for key, value in attrs.items():
+        extra = {**extra, attrs.PARTIAL_VALUES: {o.name: float(values[o.name]) for o in self.objectives}}
+        for key, value in extra.items():
             trial.set_user_attr(key, _jsonable(value))
         if weights is not None and self._artifact_store is not None:
-            trial.set_user_attr("weights_artifact", self.upload_weights(trial, weights))
+            trial.set_user_attr(attrs.WEIGHTS_ARTIFACT, self.upload_weights(trial, weights))
         return self.study.tell(trial, state=TrialState.PRUNED)
 
-    def fail(self, trial: Trial, reason: str, attrs: Mapping[str, Any] | None = None,
+    def fail(self, trial: Trial, reason: str, extra: Mapping[str, Any] | None = None,
              retry: bool = False) -> FrozenTrial:
         """Mark the trial FAILED with its reason; ``retry`` says a resume should try again."""
-        for key, value in (attrs or {}).items():
+        for key, value in (extra or {}).items():
             trial.set_user_attr(key, _jsonable(value))
-        trial.set_user_attr("fail_reason", reason)
-        trial.set_user_attr("retry", retry)
+        trial.set_user_attr(attrs.FAIL_REASON, reason)
+        trial.set_user_attr(attrs.RETRY, retry)
         return self.study.tell(trial, state=TrialState.FAIL)
+
+    def answer_duplicate(self, trial: Trial, stored: FrozenTrial) -> None:
+        """Answer a repeated proposal (an Optuna sampler's) with the stored result, untrained."""
+        trial.set_user_attr(attrs.KEY, stored.user_attrs.get(attrs.KEY))
+        trial.set_user_attr(attrs.GENOME, stored.user_attrs.get(attrs.GENOME))
+        trial.set_user_attr(attrs.DUPLICATE_OF, stored.number)
+        if stored.state == TrialState.COMPLETE:
+            self.study.tell(trial, list(stored.values))
+        elif stored.state == TrialState.PRUNED:
+            trial.set_user_attr(attrs.PARTIAL_VALUES, stored.user_attrs[attrs.PARTIAL_VALUES])
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.fail(trial, f"same genome as failed trial {stored.number}", retry=False)
+
+    def answer_infeasible(self, trial: Trial, key: str, violation: float) -> None:
+        """Answer a proposal that breaks the constraints without training it."""
+        trial.set_user_attr(attrs.KEY, key)
+        trial.set_user_attr(attrs.INFEASIBLE, True)
+        self.fail(trial, f"infeasible: violates the constraints by {violation:.3g}", retry=False)
 
     @property
     def cache_dir(self) -> Path | None:
@@ -278,7 +365,7 @@ class StudyStore:
         from optuna.artifacts import download_artifact
         from safetensors.torch import load_file
 
-        artifact_id = trial.user_attrs.get("weights_artifact")
+        artifact_id = trial.user_attrs.get(attrs.WEIGHTS_ARTIFACT)
         if artifact_id is None or self._artifact_store is None:
             raise StudyError(f"trial {trial.number} of study {self.name!r} has no stored weights")
         with tempfile.TemporaryDirectory() as tmp:

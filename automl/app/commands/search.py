@@ -38,10 +38,13 @@ def search(
     seed: Optional[int] = typer.Option(None, help=f"Seed: same seed, same genomes. (default: {D.seed})"),
     strategy: Optional[str] = typer.Option(None, help="nsga2, random, optuna-nsga2 or optuna-tpe. "
                                            f"[default: {D.strategy}]"),
+    recipe: Optional[str] = typer.Option(None, help="nsga2 (ours, Dvolver-inspired) or dvolver (Dvolver's "
+                                         "reference recipe: population 32, no surrogate). "
+                                         f"[default: {D.recipe}]"),
     resume: Optional[bool] = typer.Option(None, "--resume", help="Continue --study after a crash or Ctrl-C; "
                                           "completed trials are reused, never retrained."),
     preselect: Optional[int] = typer.Option(None, help="nsga2 proposes this many children per child it "
-                                            "trains and a surrogate picks; 1 = plain Dvolver NSGA-II. "
+                                            "trains and a surrogate picks; 1 = no surrogate. "
                                             f"(default: {D.preselect})"),
     max_flops: Optional[str] = typer.Option(None, help="Only architectures up to this many forward FLOPs "
                                             "(e.g. 20M)."),
@@ -58,7 +61,8 @@ def search(
     flags = dict(space=space, dataset=dataset, data_root=data_root, download=download, study=study,
                  storage=storage, population=population, generations=generations, budget=budget,
                  epochs=epochs, warm_epochs=warm_epochs,
-                 warm_start=False if no_warm_start else None, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy, resume=resume,
+                 warm_start=False if no_warm_start else None, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy,
+                 recipe=recipe, resume=resume,
                  preselect=preselect,
                  max_flops=parse_amount(max_flops, "--max-flops") if max_flops is not None else None,
                  max_params=parse_amount(max_params, "--max-params") if max_params is not None else None,

@@ -55,7 +55,7 @@ def test_dashboard_serves_the_study_through_its_http_api(in_tmp):
     store = _study()
     port = _free_port()
     with Dashboard(store, "127.0.0.1", port) as board:
-        assert board.url == f"http://127.0.0.1:{port}/dashboard/studies/{store.study._study_id}"
+        assert board.url == f"http://127.0.0.1:{port}/dashboard/studies/{store.study_id}"
         summaries = _get(f"{board.base_url}/api/studies")["study_summaries"]
         study_id = next(s["study_id"] for s in summaries if s["study_name"] == "dash")
         detail = _get(f"{board.base_url}/api/studies/{study_id}")

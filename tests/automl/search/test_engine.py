@@ -113,7 +113,7 @@ class Interrupting:
 
 
 @pytest.mark.parametrize("strategy", ["nsga2", "random"])
-def test_resume_replays_the_same_search_without_re_evaluating(in_tmp, strategy):
+def test_resume_continues_the_same_search_without_re_evaluating(in_tmp, strategy):
     objectives = [Objective("f1", "min"), Objective("f2", "min")]
     space = DictSpace(SPACE)
     reference = Interrupting()
@@ -193,3 +193,61 @@ def test_optuna_samplers_get_repaired_genomes_under_a_tight_constraint(strategy)
     assert all(sum(c.genome.values()) <= 8 for c in result.candidates)
     infeasible = [t for t in result.study.trials if t.user_attrs.get("infeasible")]
     assert all(t.state.name == "FAIL" for t in infeasible)
+
+
+def test_the_dict_space_api_imports_no_torch():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import automl, sys; automl.search({'a': [1, 2]}, lambda g: {'x': g['a'], 'y': -g['a']}, "
+            "[('x','min'),('y','min')], 2); assert 'torch' not in sys.modules")
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_study_of_the_previous_version_resumes(in_tmp):
+    """No engine state and no heartbeats: its trials are read back (never retrained), its
+    left-RUNNING trial is left alone (no process of ours owns it) and the search finishes."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    space = DictSpace(SPACE)
+    objectives = [Objective("f1", "min"), Objective("f2", "min")]
+    store = StudyStore.create("old", None, objectives, {"strategy": "nsga2"})
+    distributions = {g: CategoricalDistribution(c) for g, c in space.genes().items()}
+    rng = np.random.default_rng(0)
+    old = [space.sample(rng) for _ in range(9)]
+    for i, genome in enumerate(old[:8]):
+        values = zdt1(dict(genome))
+        store.study.add_trial(create_trial(state=TrialState.COMPLETE, params=dict(genome), distributions=distributions,
+                                           values=[values["f1"], values["f2"]],
+                                           user_attrs={"key": genome.key(), "genome": space.format(genome),
+                                                       "generation": i // 4, "parents": []}))
+    store.study.add_trial(create_trial(state=TrialState.RUNNING, params=dict(old[8]), distributions=distributions,
+                                       user_attrs={"key": old[8].key(), "generation": 2}))
+    calls = Interrupting()
+    result = Search(space, calls, StudyStore.open("old"), budget=20, seed=0, population=4).run()
+    assert len(result.candidates) == 20 and not set(calls.calls) & {g.key() for g in old[:8]}
+    trials = StudyStore.open("old").trials()
+    assert trials[8].state == TrialState.RUNNING  # a legacy trial: never failed by us
+    assert min(c.generation for c in result.candidates if c.trial > 8) == 2  # continues after generation 1
+    assert StudyStore.open("old").pareto()
+
+
+def test_a_resumed_search_reads_its_batch_from_the_study_not_from_the_seed():
+    """The batch in progress comes from the study's engine state: a resume under another seed
+    still evaluates exactly the genomes the interrupted generation had asked for."""
+    objectives = [Objective("f1", "min"), Objective("f2", "min")]
+    reference = Interrupting()
+    Search(DictSpace(SPACE), reference, StudyStore.create("r", "memory", objectives, {}), budget=16, seed=2,
+           population=8).run()
+    first = Interrupting(stop_at=11)
+    store = StudyStore.create("c", "memory", objectives, {})
+    with pytest.raises(KeyboardInterrupt):
+        Search(DictSpace(SPACE), first, store, budget=16, seed=2, population=8).run()
+    assert store.engine_state()["generation"] == 1
+    second = Interrupting()
+    Search(DictSpace(SPACE), second, store, budget=16, seed=999, population=8).run()
+    assert first.calls + second.calls == reference.calls

@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,15 +64,50 @@ def test_trials_record_params_attrs_and_weights(in_tmp):
     assert torch.equal(loaded["w"], weights["w"])
 
 
-def test_interrupted_trials_are_marked_for_retry(in_tmp):
-    store = StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {})
+def test_a_trial_fails_only_when_its_heartbeat_stops(in_tmp):
+    """A RUNNING trial whose heartbeat is fresh is left alone; once its beats stop for longer
+    than the grace period it is FAILED (retryable, no reason of its own)."""
+    store = StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {}, heartbeat=(1, 1))
     done = store.start(_genome(1), CHOICES, {"key": _genome(1).key()})
     store.complete(done, {"accuracy": 0.5, "flops": 1.0}, {})
-    store.start(_genome(2), CHOICES, {"key": _genome(2).key()})  # left RUNNING, as after a kill
-    assert store.mark_interrupted() == 1
+    running = store.start(_genome(2), CHOICES, {"key": _genome(2).key(), "worker": "w"})
+    with store.heartbeat(running):
+        time.sleep(2.5)
+        assert store.fail_stale() == []  # alive: beating
+    time.sleep(2.5)  # its process "died": no more beats
+    assert store.fail_stale() == [running.number]
     states = [t.state for t in store.trials()]
     assert states == [TrialState.COMPLETE, TrialState.FAIL]
+    assert StudyStore.fail_reason(store.trials()[1]).startswith("interrupted")
     assert set(store.finished_by_key()) == {_genome(1).key()}
+
+
+def test_journal_trials_fail_by_the_heartbeat_attribute(in_tmp):
+    """The journal storage has no Optuna heartbeats: the trial's heartbeat attribute stands in."""
+    store = StudyStore.create("j", "journal:///studies/j.log", DEFAULT_OBJECTIVES, {}, heartbeat=(1, 1))
+    running = store.start(_genome(2), CHOICES, {"key": _genome(2).key(), "worker": "w"})
+    legacy = store.start(_genome(3), CHOICES, {"key": _genome(3).key()})  # no worker: not ours
+    with store.heartbeat(running):
+        time.sleep(2.5)
+        assert store.fail_stale() == []
+    time.sleep(2.5)
+    assert store.fail_stale() == [running.number]
+    assert store.trials()[legacy.number].state == TrialState.RUNNING
+
+
+def test_only_public_optuna_api_is_used():
+    root = Path(__file__).resolve().parents[3]
+    for folder in ("automl/search", "automl/store"):
+        for path in (root / folder).rglob("*.py"):
+            source = path.read_text()
+            assert "._storage" not in source and "._study_id" not in source, path
+
+
+def test_engine_state_round_trips(in_tmp):
+    store = StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {})
+    assert store.engine_state() is None
+    store.save_engine_state({"generation": 2, "batch": [{"x": (1, 2), "parents": []}]})
+    assert StudyStore.open("s1").engine_state() == {"generation": 2, "batch": [{"x": [1, 2], "parents": []}]}
 
 
 def test_failures_of_their_own_are_not_retried(in_tmp):
