@@ -42,3 +42,39 @@ def in_tmp(tmp_path, monkeypatch):
     """Run in an empty folder, so studies/ is created there."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL database for the tests: the one CI started (AUTOML_TEST_POSTGRES), else a
+    throw-away server started here with .ci/postgres. Skipped only where the PostgreSQL binaries
+    are missing - and never in CI, which sets AUTOML_REQUIRE_POSTGRES."""
+    url = os.environ.get("AUTOML_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    if not (PG_BIN / "initdb").exists():
+        if os.environ.get("AUTOML_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL binaries missing in {PG_BIN} but AUTOML_REQUIRE_POSTGRES is set")
+        pytest.skip(f"no PostgreSQL binaries in {PG_BIN}")
+    import socket
+    import subprocess
+    import tempfile
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, PG_DIR=tempfile.mkdtemp(prefix="automl-test-postgres-"), PG_PORT=str(port))
+    script = ROOT / ".ci" / "postgres"
+    started = subprocess.run(["bash", "-c", f"source {script} start && echo URL=$AUTOML_TEST_POSTGRES"],
+                             capture_output=True, text=True, env=env)
+    if started.returncode != 0:
+        pytest.fail(f"could not start PostgreSQL: {started.stderr.strip()[-500:]}")
+    url = started.stdout.strip().splitlines()[-1].removeprefix("URL=")
+    try:
+        yield url
+    finally:
+        subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True)
