@@ -349,6 +349,10 @@ class WaveletEncoderInput(Accelerator):
     summary = "classify a half-resolution low-frequency code from a once-trained wavelet-like auto-encoder"
     paper = "Chen et al. 2018 (AAAI), Learning a Wavelet-like Auto-Encoder to Accelerate Deep Neural Networks"
     order = 20  # data: after a subset is chosen (subset is 10), before model and loss methods
+    ddp_safe = True
+    ddp_note = (
+        "encodes the data and wraps the model at SETUP, the same on every rank; the encoder is "
+        "shared and frozen")
     events = frozenset({Event.SETUP, Event.FIT_END})
     options = {
         "epochs": Option(2, "epochs of the one-off encoder training", lambda v: 1 <= v <= 100, "1 <= epochs <= 100"),
