@@ -124,10 +124,12 @@ class Dispatcher:
             if hook.match(event, self.state):
                 hook.apply(event, self.state)
 
-    def teardown(self) -> None:
+    def teardown(self, failure: BaseException | None = None) -> None:
         """TEARDOWN at every hook, last set up first undone; every hook's teardown runs even
-        if an earlier one raised, and the first error is raised after all ran."""
-        failure: BaseException | None = None
+        if an earlier one raised. When training already failed (``failure``), that error stays
+        the one raised and a teardown error is added to it as a note; otherwise the first
+        teardown error is raised after all ran."""
+        broken: Exception | None = None
         for hook in reversed(self.hooks):
             teardown = getattr(hook, "teardown", None)
             if teardown is None:
@@ -135,6 +137,9 @@ class Dispatcher:
             try:
                 teardown(self.state)
             except Exception as error:  # noqa: BLE001 - the others must still be undone
-                failure = failure or error
-        if failure is not None:
-            raise failure
+                broken = broken or error
+        if broken is None:
+            return
+        if failure is None:
+            raise broken
+        failure.add_note(f"and a teardown failed too: {type(broken).__name__}: {broken}")

@@ -70,10 +70,14 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
                        num_classes=data.num_classes, seed=seed, cache_dir=cache_dir, context=context,
                        config=config, criterion=criterion)
     fire = Dispatcher(accelerators, state)
+    failure: BaseException | None = None
     try:
         return _fit(state, fire, torch.Generator().manual_seed(seed), on_epoch)
+    except BaseException as error:  # out of memory, divergence, a hook's bug: undo, then re-raise
+        failure = error
+        raise
     finally:
-        fire.teardown()
+        fire.teardown(failure)
 
 
 def _fit(state: TrainState, fire: Dispatcher, generator: torch.Generator,

@@ -68,7 +68,7 @@ def test_events_fire_in_loop_order(small_mnist):
     step = [Event.BATCH, Event.LOSS, Event.AFTER_BACKWARD, Event.BEFORE_STEP, Event.AFTER_STEP]
     assert recorder.seen == [Event.SETUP, Event.INIT, Event.EPOCH_START, *step, *step, Event.EPOCH_END,
                              Event.FIT_END, Event.EVAL_START, Event.EVAL_END, Event.TEARDOWN]
-    assert result.accelerators == {"recorder": {"events": len(recorder.seen)}}
+    assert result.accelerators == {"recorder": {"events": len(recorder.seen) - 1}}  # reported before TEARDOWN
 
 
 def test_teardown_runs_when_a_hook_raises_mid_epoch_and_every_teardown_runs(small_mnist):
@@ -82,7 +82,7 @@ def test_teardown_runs_when_a_hook_raises_mid_epoch_and_every_teardown_runs(smal
         train(_model(small_mnist), small_mnist, TrainConfig(epochs=1), accelerators=[dying, broken, last])
     assert all(r.seen[-1] is Event.TEARDOWN for r in (dying, broken, last))
     assert dying.seen.count(Event.AFTER_STEP) == 3
-    assert isinstance(raised.value.__context__, ValueError)  # the teardown bug is not lost either
+    assert "teardown failed too: ValueError" in "".join(raised.value.__notes__)  # not lost either
 
 
 def test_divergence_ends_with_candidate_failed_and_teardown(small_mnist):
