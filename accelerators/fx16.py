@@ -116,9 +116,12 @@ class FixedPoint16(Accelerator):
             self.teardown(state)
 
     def check_invariants(self, event: Event, state: TrainState) -> None:
-        """In the forward pass every weight is a number of the format: on the grid, in range."""
+        """In the forward pass every weight is a number of the format (on the grid, in range)
+        and products and sums run in float32 between roundings, as the emulation claims."""
         if event is not Event.LOSS:
             return  # the update itself moves weights off the grid until the next BATCH
+        if state.outputs.dtype != torch.float32:
+            raise InvariantBroken(f"fx16: the forward pass computed in {state.outputs.dtype}, not float32")
         eps, limit = 2.0 ** -self.fl, 2.0 ** (self.il - 1)
         for name, p in state.model.named_parameters():
             steps = p.detach() / eps

@@ -92,7 +92,9 @@ class KernelRescaling(Accelerator):
     ddp_safe = False
     ddp_note = "swaps in new kernel parameters at the switch; a DDP wrapper keeps reducing the old ones"
     events = frozenset({Event.SETUP, Event.BATCH, Event.FIT_END})
-    conflicts = frozenset({"wae", "s3pool"})  # both also change the input's or the maps' resolution
+    # wae and s3pool also change the input's or the maps' resolution; ssf's frozen structure
+    # would be stretched and unfrozen at the switch (new kernel Parameters train)
+    conflicts = frozenset({"wae", "s3pool", "ssf"})
     options = {
         "scale": Option(2, "downscaling factor of the first phase", lambda v: 2 <= v <= 4, "2..4"),
         "switch": Option(0.5, "fraction of the training steps run at low resolution", lambda v: 0.0 < v < 1.0,

@@ -72,7 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from accelerators.base import Accelerator, Option
+from accelerators.base import Accelerator, InvariantBroken, Option
 from automl.data import Split
 from automl.core.errors import AutomlError
 from automl.train.events import Event, TrainState
@@ -449,6 +449,12 @@ class WaveletEncoderInput(Accelerator):
             "high_energy_share": error["high_energy_share"],
             "input_shape": [channels, height, width], "code_shape": list(code_shape), "fusion": model.fuse,
         }
+
+    def check_invariants(self, event: Event, state: TrainState) -> None:
+        """The model classifies the code at the code's resolution, not a further reduced one."""
+        code = tuple(self.facts.get("code_shape", ()))
+        if event is Event.LOSS and code and tuple(state.inputs.shape[1:]) != code:
+            raise InvariantBroken(f"wae: the model is fed {tuple(state.inputs.shape[1:])}, the code is {code}")
 
     def raw_model(self, model: WaveletInputModel) -> RawImageModel:
         """The trained model composed with this run's encoder (takes raw images)."""

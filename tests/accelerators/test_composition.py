@@ -8,6 +8,7 @@ import pytest
 
 import accelerators
 from accelerators.base import INVARIANT_EVENTS, Accelerator, InvariantBroken
+from accelerators.earlystop import MemoryBoard
 from automl.core.errors import AutomlError
 from automl.train.loop import TrainConfig, train
 
@@ -19,7 +20,12 @@ def _conflict(a: str, b: str) -> bool:
 
 
 ALLOWED = [pair for pair in combinations(NAMES, 2) if not _conflict(*pair)]
-REFUSED = [pair for pair in combinations(NAMES, 2) if _conflict(*pair)]
+UNPROVEN = {  # refusals no invariant shows to be needed within a few steps (kept; a finding)
+    ("prunetrain", "ssf"): "breaks ssf's structure only once prunetrain slices a channel, which takes epochs",
+    ("rescale", "s3pool"): "no invariant of either breaks: s3pool keeps the low-resolution kernels' padding",
+}
+REFUSED = [pytest.param(pair, marks=pytest.mark.xfail(reason=UNPROVEN[pair], strict=False)) if pair in UNPROVEN
+           else pair for pair in combinations(NAMES, 2) if _conflict(*pair)]
 FEW_STEPS = TrainConfig(epochs=0.2, bn_samples=64)  # 4 steps of the 1,280-image slice
 
 
@@ -45,6 +51,9 @@ class Inspector(Accelerator):
 def _run_forced(names, data, build):
     """Train the methods together, bypassing the conflict check, with the inspector."""
     chosen = sorted((accelerators.get(name)() for name in names), key=lambda a: a.order)
+    for method in chosen:
+        if method.name == "earlystop":
+            method.board = MemoryBoard()  # no peers from other tests: it must not stop these 4 steps
     inspector = Inspector(chosen)
     train(build(), data, FEW_STEPS, seed=0, accelerators=[*chosen, inspector])
     assert inspector.checks >= 2 * 4
