@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from accelerators.base import Accelerator, Option
+from accelerators.base import Accelerator, InvariantBroken, Option
 from automl.core.errors import AutomlError
 from automl.train.events import Event, TrainState
 
@@ -30,6 +30,10 @@ class MixedPrecision(Accelerator):
     summary = "native mixed precision (torch.autocast, bf16 or fp16 with loss scaling)"
     paper = "Micikevicius et al. 2018, Mixed Precision Training"
     order = 80
+    ddp_safe = True
+    ddp_note = (
+        "autocast and loss scaling are per process; the overflow check reads the all-reduced "
+        "gradients, so every rank skips alike")
     conflicts = frozenset({"fx16"})
     events = frozenset({Event.INIT, Event.BATCH, Event.LOSS, Event.BEFORE_STEP, Event.FIT_END})
     options = {"dtype": Option("bf16", "bf16 or fp16 (fp16 needs CUDA)", lambda v: v in ("bf16", "fp16"),
@@ -74,6 +78,19 @@ class MixedPrecision(Accelerator):
                     self.scale *= 2
         elif event is Event.FIT_END:
             self._leave()
+
+    def check_invariants(self, event: Event, state: TrainState) -> None:
+        """The forward pass ran in the chosen 16-bit type; weights stay float32."""
+        if event is Event.LOSS and state.outputs.dtype != self.dtype:
+            raise InvariantBroken(f"amp: the forward pass gave {state.outputs.dtype}, not {self.dtype}")
+        if any(p.dtype != torch.float32 for p in state.model.parameters()):
+            raise InvariantBroken("amp: a weight is no longer float32")
+
+    def teardown(self, state: TrainState) -> None:
+        self._leave()  # a candidate that died between BATCH and LOSS left autocast entered
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "clean_steps": self.clean_steps, "skipped": self.skipped, "steps": self.steps}
 
     def _leave(self) -> None:
         if self.context is not None:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
-from accelerators.layers import Hooks, compute_layers
+from accelerators.layers import compute_layers
 from automl.nn.flops import training_flops
 from automl.train.events import Event, TrainState
 
@@ -67,6 +67,10 @@ class ApproximateTensorOps(Accelerator):
     summary = "column-row sampling: convolutions over a subset of input channels (top-k or CRS)"
     paper = "Adelman & Silberstein 2018, Faster Neural Network Training with Approximate Tensor Operations"
     order = 40  # model arithmetic, before losses and gradients
+    ddp_safe = True
+    ddp_note = (
+        "each rank samples channels of its own batch: only its local gradient estimate changes, "
+        "and every weight still gets a gradient to all-reduce")
     events = frozenset({Event.INIT, Event.FIT_END})
     options = {
         "ratio": Option(0.5, "fraction of input channels kept", lambda v: 0.0 < v <= 1.0, "0 < ratio <= 1"),
@@ -76,7 +80,6 @@ class ApproximateTensorOps(Accelerator):
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
-        self.hooks = Hooks()
         self.kept = 0
         self.total = 0
         self.flops = 0.0
@@ -130,7 +133,7 @@ class ApproximateTensorOps(Accelerator):
                 elif isinstance(layer, nn.Linear):
                     self.hooks.replace_forward(layer, self._linear(layer))
         elif event is Event.FIT_END:
-            self.hooks.remove()
+            self.teardown(state)
 
     def report(self) -> dict[str, Any]:
         return {"method": self.values["method"], "kept_channel_fraction": self.kept / self.total if self.total else 1.0,

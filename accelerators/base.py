@@ -1,7 +1,12 @@
-"""The Accelerator protocol: methods that lower what one candidate evaluation costs.
+"""The Accelerator contract: methods that lower what one candidate evaluation costs.
 
-An accelerator reacts to the trainer's events (:class:`automl.events.Event`): ``match``
-says whether it acts on an event, ``apply`` acts. Each declares an honest ``kind`` - what it
+An accelerator reacts to the trainer's events (:class:`automl.train.events.Event`): ``match``
+says whether it acts on an event, ``apply`` acts, and ``teardown`` undoes whatever it set up
+(hooks, swapped forwards, autocast contexts, frozen ``requires_grad`` flags); the trainer calls
+it from ``finally``, also when the candidate died, so it must be idempotent. A method that
+keeps state across steps gives it as ``state_dict()`` (plain, JSON-able values) and takes it
+back with ``load_state_dict()``; ``ddp_safe`` says whether it may run under
+DistributedDataParallel, ``ddp_note`` why. Each declares an honest ``kind`` - what it
 saves:
 
 - ``wall-clock``: measurably less time on this hardware;
@@ -17,14 +22,21 @@ arithmetic), ties in the order the user gave; pairs named in ``conflicts`` are r
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from accelerators.layers import Hooks
 from automl.core.errors import AutomlError
 from automl.train.events import Event, TrainState
 
 KINDS = ("wall-clock", "emulated", "regularizer", "fidelity")
+INVARIANT_EVENTS = (Event.LOSS, Event.AFTER_STEP)  # where check_invariants is asked
+
+
+class InvariantBroken(AssertionError):
+    """What a method guarantees no longer holds: another method in the run undid it."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +64,9 @@ class Option:
         return value
 
 
-class Accelerator:
-    """Base class; subclasses set the class attributes and override ``apply``."""
+class Accelerator(ABC):
+    """Base class; subclasses set the class attributes, implement ``apply`` and, where they
+    set up more than :attr:`hooks`, extend ``teardown``."""
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = ""
@@ -63,6 +76,8 @@ class Accelerator:
     options: ClassVar[dict[str, Option]] = {}
     conflicts: ClassVar[frozenset[str]] = frozenset()
     order: ClassVar[int] = 50
+    ddp_safe: ClassVar[bool] = False  # may run under DistributedDataParallel (each method says why)
+    ddp_note: ClassVar[str] = ""
 
     def __init__(self, **values: Any) -> None:
         unknown = sorted(set(values) - set(self.options))
@@ -74,6 +89,7 @@ class Accelerator:
             if not option.check(self.values[key]):
                 raise AutomlError(f"accelerator {self.name!r}: option {key}={self.values[key]} "
                                   f"is out of range ({option.rule})")
+        self.hooks = Hooks()  # forward hooks and swapped forwards, removed by teardown
         self.check()
 
     def check(self) -> None:
@@ -82,8 +98,33 @@ class Accelerator:
     def match(self, event: Event, state: TrainState) -> bool:
         return event in self.events
 
+    @abstractmethod
     def apply(self, event: Event, state: TrainState) -> None:
         """Act on ``event``; read and change ``state``."""
+
+    def teardown(self, state: TrainState) -> None:
+        """Undo what this method set up for the candidate (the trainer's TEARDOWN, from
+        ``finally``): by default remove :attr:`hooks`. Idempotent: it also runs after a
+        normal FIT_END and after a failure at any point."""
+        self.hooks.remove()
+
+    def check_invariants(self, event: Event, state: TrainState) -> None:
+        """Raise :class:`InvariantBroken` when what this method guarantees no longer holds at
+        ``event`` (one of :data:`INVARIANT_EVENTS`: after the forward pass, after the update).
+        The composition contract test asks every method in every allowed pair; training does not."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state this method keeps across steps (empty for a stateless one)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` gave; unknown keys are an error."""
+        mine = self.state_dict()
+        unknown = sorted(set(state) - set(mine))
+        if unknown:
+            raise AutomlError(f"accelerator {self.name!r} keeps no state {unknown[0]!r}")
+        for key, value in state.items():
+            setattr(self, key, value)
 
     def report(self) -> dict[str, Any]:
         """What this accelerator measured during training (densities, sampled fractions, ...),

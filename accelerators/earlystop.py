@@ -43,7 +43,7 @@ from accelerators.base import Accelerator, Option
 from automl.train.events import Event, TrainState
 from automl.nn.flops import count_flops, training_flops
 from automl.core.pareto import nsga_order
-from automl.train.loop import evaluate, recalibrate_batchnorm
+from automl.train.measure import evaluate, recalibrate_batchnorm
 
 RUNG_ATTR = "rung_accuracy"
 RECALIBRATION_SAMPLES = 512  # images to re-estimate BatchNorm statistics at a rung
@@ -112,6 +112,10 @@ class EarlyStop(Accelerator):
     summary = "successive halving at epoch checkpoints, ranked by NSGA-II order; stopped trials are PRUNED"
     paper = "Jamieson & Talwalkar 2016 (successive halving); Li et al. 2018 (asynchronous, ASHA)"
     order = 95  # schedule: reads the model after every other method acted on it
+    ddp_safe = False
+    ddp_note = (
+        "each rank would decide at a rung on its own; a rank that stops while the others train "
+        "hangs their all-reduce")
     events = frozenset({Event.INIT, Event.BATCH})
     options = {
         "eta": Option(3, "keep the best 1/eta at each rung", lambda v: v >= 2, ">= 2"),
@@ -158,6 +162,9 @@ class EarlyStop(Accelerator):
                                                                        self.values["eta"]):
                 state.stop = True  # the trainer finishes this step, then ends training
                 self.stopped_at = (state.step + 1) / state.steps_per_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"measured": dict(self.measured), "stopped_at": self.stopped_at, "steps_done": self.steps_done}
 
     def _checkpoint_accuracy(self, state: TrainState) -> float:
         """Validation accuracy now. BatchNorm's running averages still remember the untrained

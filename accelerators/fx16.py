@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from accelerators.base import Accelerator, Option
-from accelerators.layers import Hooks, compute_layers, map_gradient
+from accelerators.base import Accelerator, InvariantBroken, Option
+from accelerators.layers import compute_layers, map_gradient
 from automl.core.errors import AutomlError
 from automl.train.events import Event, TrainState
 
@@ -52,6 +52,10 @@ class FixedPoint16(Accelerator):
     summary = "16-bit fixed point <IL,FL> with stochastic rounding on weights, activations, gradients, updates"
     paper = "Gupta et al. 2015, Deep Learning with Limited Numerical Precision"
     order = 90  # arithmetic: after every method that changes data, model or loss
+    ddp_safe = False
+    ddp_note = (
+        "stochastic rounding of the weights draws random numbers per rank, so the replicas' "
+        "weights drift apart")
     conflicts = frozenset({"amp"})  # two number formats for the same arithmetic
     events = frozenset({Event.INIT, Event.BATCH, Event.BEFORE_STEP, Event.FIT_END})
     options = {
@@ -68,7 +72,6 @@ class FixedPoint16(Accelerator):
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
-        self.hooks = Hooks()
         self.il = self.values["wl"] - self.values["fl"]
         self.fl = self.values["fl"]
         self.stochastic = self.values["rounding"] == "stochastic"
@@ -110,7 +113,20 @@ class FixedPoint16(Accelerator):
                         parameter.grad.copy_(self._q(parameter.grad))
         elif event is Event.FIT_END:
             self._quantize_weights(state)
-            self.hooks.remove()
+            self.teardown(state)
+
+    def check_invariants(self, event: Event, state: TrainState) -> None:
+        """In the forward pass every weight is a number of the format (on the grid, in range)
+        and products and sums run in float32 between roundings, as the emulation claims."""
+        if event is not Event.LOSS:
+            return  # the update itself moves weights off the grid until the next BATCH
+        if state.outputs.dtype != torch.float32:
+            raise InvariantBroken(f"fx16: the forward pass computed in {state.outputs.dtype}, not float32")
+        eps, limit = 2.0 ** -self.fl, 2.0 ** (self.il - 1)
+        for name, p in state.model.named_parameters():
+            steps = p.detach() / eps
+            if not torch.equal(steps, steps.round()) or p.abs().max() > limit:
+                raise InvariantBroken(f"fx16: weight {name} is off the <{self.il},{self.fl}> grid in the forward pass")
 
     def report(self) -> dict[str, Any]:
         total = max(int(self.counts["values"]), 1)

@@ -11,7 +11,9 @@ probability ``p``: its weight stops requiring a gradient for that step, so autog
 runs the weight-gradient convolution (the input gradient still flows, so earlier layers are
 unaffected). The weight gradients that are computed are multiplied by 1 / (1 - p), which
 makes each one an unbiased estimate of the true gradient; a skipped weight takes no step.
-The classifier and normalisation parameters are always exact.
+The classifier and normalisation parameters are always exact. Only weights that train when
+INIT comes are drawn: one another method froze (``ssf``'s dictionary structure) stays frozen
+and gets no gradient.
 
 A skipped weight-gradient convolution is about a third of that layer's training work, so at
 p = 0.5 the convolutions do about a sixth less: a real wall-clock saving where the backward
@@ -26,7 +28,6 @@ import torch
 from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
-from accelerators.layers import Hooks
 from automl.train.events import Event, TrainState
 
 
@@ -36,6 +37,10 @@ class GradientApproximation(Accelerator):
     summary = "skip each conv's weight gradient with probability p per step, rescale the rest (unbiased)"
     paper = "Wang & Nelaturu 2019, Accelerated CNN Training Through Gradient Approximation (variant)"
     order = 60  # gradients
+    ddp_safe = False
+    ddp_note = (
+        "the layers whose weight gradient is skipped are drawn per rank; DDP's all-reduce needs "
+        "the same parameters to have gradients on every rank")
     events = frozenset({Event.INIT, Event.BATCH, Event.BEFORE_STEP, Event.FIT_END})
     options = {
         "p": Option(0.5, "probability of skipping a layer's weight gradient", lambda v: 0.0 <= v < 1.0, "0 <= p < 1"),
@@ -44,7 +49,6 @@ class GradientApproximation(Accelerator):
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
-        self.hooks = Hooks()
         self.layers: list[nn.Conv2d] = []
         self.skipped: list[bool] = []
         self.decisions = 0
@@ -60,7 +64,8 @@ class GradientApproximation(Accelerator):
 
     def apply(self, event: Event, state: TrainState) -> None:
         if event is Event.INIT:
-            self.layers = [m for m in state.model.modules() if isinstance(m, nn.Conv2d)][1:]
+            convs = [m for m in state.model.modules() if isinstance(m, nn.Conv2d)][1:]
+            self.layers = [m for m in convs if m.weight.requires_grad]  # never unfreeze what another froze
             for i, layer in enumerate(self.layers):
                 self.hooks.forward_hook(layer, self._record(i))
         elif event is Event.BATCH:
@@ -79,9 +84,14 @@ class GradientApproximation(Accelerator):
                 elif layer.weight.grad is not None and scale != 1.0:
                     layer.weight.grad.mul_(scale)
         elif event is Event.FIT_END:
-            for layer in self.layers:
-                layer.weight.requires_grad_(True)
-            self.hooks.remove()
+            self.teardown(state)
+
+    def teardown(self, state: TrainState) -> None:
+        """Every drawn weight trains again (a candidate that died between BATCH and
+        BEFORE_STEP left some switched off), and the recording hooks go."""
+        for layer in self.layers:
+            layer.weight.requires_grad_(True)
+        self.hooks.remove()
 
     def report(self) -> dict[str, Any]:
         return {"skipped_fraction": self.skips / self.decisions if self.decisions else 0.0,

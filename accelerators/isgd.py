@@ -26,8 +26,8 @@ What is implemented, exactly:
   through the optimizer (its momentum is left alone); each iteration first evaluates the loss
   and stops when it is at or below the limit. At most ``max_extra`` iterations per flagged
   batch, and at most ``max_fraction`` x (planned steps) extra iterations in the whole run.
-- The trainer has no event after the optimizer step, so the extra work happens at the next
-  BATCH: the framework is unchanged.
+- The extra work happens at the next BATCH (written before the trainer had AFTER_STEP; kept
+  there so results stay comparable with the committed ones).
 
 Not implemented: the paper's parallel/pipelined implementation. Interaction: the extra forward
 passes run through the model's hooks, so accelerators that collect per-forward statistics
@@ -85,6 +85,10 @@ class InconsistentSGD(Accelerator):
     summary = "extra conservative steps on batches whose loss exceeds mean + 3 sigma of recent batches"
     paper = "Wang et al. 2016, Accelerating Deep Neural Network Training with Inconsistent Stochastic Gradient Descent"
     order = 30  # before loss-collecting accelerators, so their per-batch state is cleared after the extra passes
+    ddp_safe = False
+    ddp_note = (
+        "the extra steps on a flagged batch update weights outside the optimizer, per rank and "
+        "unsynchronised")
     events = frozenset({Event.INIT, Event.BATCH, Event.LOSS, Event.EPOCH_END})
     options = {
         "window": Option(0, "batch losses in the control chart (0: one epoch)", lambda v: v == 0 or v >= 2,
@@ -161,6 +165,22 @@ class InconsistentSGD(Accelerator):
                     if g is not None:
                         p.sub_(g, alpha=lr)
             self.extra_steps += 1
+
+    def teardown(self, state: TrainState) -> None:
+        self.pending = None  # a flagged batch of a candidate that died is not solved later
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"window": list(self.chart.losses) if self.chart else [], "flagged": self.flagged,
+                "extra_forwards": self.extra_forwards, "extra_steps": self.extra_steps,
+                "regular_steps": self.regular_steps, "budget": self.budget}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        window = state.pop("window", [])
+        super().load_state_dict(state)
+        if self.chart is not None:
+            self.chart.losses.clear()
+            self.chart.losses.extend(window)
 
     def report(self) -> dict[str, Any]:
         per_sample = float(self.flops_per_sample) * self.batch_size

@@ -327,6 +327,8 @@ class PruneTrain(Accelerator):
     summary = "group lasso on channels; every k epochs remove dead channels and train the smaller dense model"
     paper = "Lym et al. 2019, PruneTrain: Fast Neural Network Training by Dynamic Sparse Model Reconfiguration"
     order = 30  # model: reshapes it before other accelerators act on a batch
+    ddp_safe = False
+    ddp_note = "reshapes parameters during training; a DDP wrapper keeps reducing the old ones"
     conflicts = frozenset({"wae", "ssf"})  # both replace or re-parameterise the layers it slices
     events = frozenset({Event.INIT, Event.BATCH, Event.LOSS, Event.FIT_END})
     options = {
@@ -377,6 +379,9 @@ class PruneTrain(Accelerator):
             if self.reconfigure(state):  # the evaluated model is the pruned one (exact)
                 state.model_changed, state.optimizer_state = False, {}
             self.model = state.model
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lam": self.lam, "lr": self.lr, "saved": self.saved, "samples": self.samples}
 
     def _start(self, state: TrainState) -> None:
         self.groups = channel_groups(state.model)

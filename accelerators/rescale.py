@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from accelerators.base import Accelerator, Option
+from accelerators.base import Accelerator, InvariantBroken, Option
 from automl.train.events import Event, TrainState
 from automl.nn.flops import count_flops, training_flops
 
@@ -89,8 +89,12 @@ class KernelRescaling(Accelerator):
     summary = "train at 1/s resolution with smaller kernels, then rescale kernels and finish at full size"
     paper = "de Gusmao et al. 2016, Fast Training of CNNs via Kernel Rescaling"
     order = 20  # data and model: after subset, before methods that act inside layers
+    ddp_safe = False
+    ddp_note = "swaps in new kernel parameters at the switch; a DDP wrapper keeps reducing the old ones"
     events = frozenset({Event.SETUP, Event.BATCH, Event.FIT_END})
-    conflicts = frozenset({"wae", "s3pool"})  # both also change the input's or the maps' resolution
+    # wae and s3pool also change the input's or the maps' resolution; ssf's frozen structure
+    # would be stretched and unfrozen at the switch (new kernel Parameters train)
+    conflicts = frozenset({"wae", "s3pool", "ssf"})
     options = {
         "scale": Option(2, "downscaling factor of the first phase", lambda v: 2 <= v <= 4, "2..4"),
         "switch": Option(0.5, "fraction of the training steps run at low resolution", lambda v: 0.0 < v < 1.0,
@@ -118,6 +122,26 @@ class KernelRescaling(Accelerator):
                 self.batch_size = len(state.targets)
         elif event is Event.FIT_END and self.switched_at is None:
             self._to_full_resolution(state)
+
+    def check_invariants(self, event: Event, state: TrainState) -> None:
+        """Before the switch every batch is downscaled and kernels are small; after it, the
+        genome's kernel sizes are back."""
+        low = self.switched_at is None
+        for conv, k in self.full_sizes.items():
+            if (conv.kernel_size[0] == k) == low and low_kernel_size(k, self.values["scale"]) != k:
+                raise InvariantBroken(f"rescale: a {k}x{k} kernel has size {conv.kernel_size[0]} at {event.name}")
+        if event is Event.LOSS and low:
+            expected = math.ceil(state.input_shape[-1] / self.values["scale"])
+            if state.inputs.shape[-1] != expected:
+                raise InvariantBroken(f"rescale: low-resolution batch is {state.inputs.shape[-1]} wide, not {expected}")
+
+    def teardown(self, state: TrainState) -> None:
+        """A candidate that died in the low-resolution phase gets its genome's kernels back."""
+        if self.full_sizes and self.switched_at is None:
+            self._to_full_resolution(state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"switched_at": self.switched_at, "low_steps": self.low_steps}
 
     def _to_low_resolution(self, state: TrainState) -> None:
         scale = self.values["scale"]

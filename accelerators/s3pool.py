@@ -146,6 +146,10 @@ class StochasticSpatialSampling(Accelerator):
     summary = "random spatial sampling instead of stride-2 downsampling in training, its expectation at test"
     paper = "Zhai et al. 2017, S3Pool: Pooling with Stochastic Spatial Sampling (CVPR)"
     order = 20  # model
+    ddp_safe = True
+    ddp_note = (
+        "adds parameter-free modules at INIT; each rank's random sampling only changes its local "
+        "gradient")
     events = frozenset({Event.INIT})
     options = {
         "grid": Option(2, "grid size g: g/2 rows and columns are drawn from each g x g grid",

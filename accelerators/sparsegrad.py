@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
-from accelerators.layers import Hooks, map_gradient
+from accelerators.layers import map_gradient
 from automl.train.events import Event, TrainState
 
 SAMPLE = 8192  # entries of |g| used to fit the threshold
@@ -76,6 +76,10 @@ class SparseGradients(Accelerator):
     summary = "prune activation gradients stochastically to a target sparsity (unbiased)"
     paper = "Ye et al. 2019, Accelerating CNN Training by Sparsifying Activation Gradients"
     order = 70  # gradients
+    ddp_safe = True
+    ddp_note = (
+        "prunes activation gradients per rank without bias; every weight still gets a gradient to "
+        "all-reduce")
     events = frozenset({Event.INIT, Event.EPOCH_END, Event.FIT_END})
     options = {
         "sparsity": Option(0.9, "target fraction of zero gradients", lambda v: 0.0 <= v < 1.0, "0 <= sparsity < 1"),
@@ -85,7 +89,6 @@ class SparseGradients(Accelerator):
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
-        self.hooks = Hooks()
         self.zeros = torch.zeros((), dtype=torch.float64)
         self.entries = 0
         self.saved = torch.zeros((), dtype=torch.float64)
@@ -121,7 +124,7 @@ class SparseGradients(Accelerator):
                 rule = self._prune(layer, first=i == 0)
                 self.hooks.forward_hook(layer, lambda m, i, out, rule=rule: map_gradient(out, rule) if m.training else out)
         elif event is Event.FIT_END:
-            self.hooks.remove()
+            self.teardown(state)
 
     def report(self) -> dict[str, Any]:
         density = 1 - float(self.zeros) / self.entries if self.entries else 1.0

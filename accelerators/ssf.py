@@ -59,8 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from accelerators.base import Accelerator, Option
-from accelerators.layers import Hooks
+from accelerators.base import Accelerator, InvariantBroken, Option
 from automl.data import Split
 from automl.core.errors import AutomlError
 from automl.train.events import Event, TrainState
@@ -129,6 +128,10 @@ class StructureStrengthFilters(Accelerator):
     summary = "freeze dictionary-learned filter structure, train per-filter strength (optionally N samples/class)"
     paper = "Keshari, Vatsa, Singh & Noore 2018 (CVPR), Learning Structure and Strength of CNN Filters"
     order = 30  # data (per_class), then the model's parameterisation
+    ddp_safe = True
+    ddp_note = (
+        "re-parameterises the model only at SETUP, deterministically from the seed, before a "
+        "wrapper would be built (whose first broadcast gives every rank rank 0's structure)")
     events = frozenset({Event.SETUP, Event.FIT_END})
     options = {
         "per_class": Option(0, "training samples kept per class (0 = all)", lambda v: v >= 0, "per_class >= 0"),
@@ -143,8 +146,8 @@ class StructureStrengthFilters(Accelerator):
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
-        self.hooks = Hooks()
         self.structured: list[nn.Conv2d] = []
+        self.structure: dict[nn.Conv2d, Tensor] = {}  # D as training first saw it, to check it stays frozen
         self.strengths: dict[nn.Conv2d, nn.Parameter] = {}
         self.weight_grad_flops = 0.0  # per sample, of the frozen layers
         self.facts: dict[str, Any] = {}
@@ -155,7 +158,7 @@ class StructureStrengthFilters(Accelerator):
             self.setup(state)
         elif event is Event.FIT_END:
             self.samples = state.step * state.config.batch_size
-            self.unfreeze()
+            self.teardown(state)
 
     def select_samples(self, state: TrainState) -> None:
         full = len(state.train)
@@ -194,9 +197,11 @@ class StructureStrengthFilters(Accelerator):
         for conv in convs:  # layer by layer: each sees the earlier layers' new structure
             captured: list[Tensor] = []
             handle = conv.register_forward_pre_hook(lambda m, args: captured.append(args[0].detach()))
-            with torch.no_grad():
-                model(images)
-            handle.remove()
+            try:
+                with torch.no_grad():
+                    model(images)
+            finally:
+                handle.remove()
             inputs = captured[0].float().contiguous()
             patches = conv_patches(inputs, conv, self.values["patches"], generator)
             atoms = learn_dictionary(patches, conv.out_channels, self.values["alpha"], self.values["iterations"],
@@ -230,6 +235,17 @@ class StructureStrengthFilters(Accelerator):
             "explicit_strengths": len(self.strengths),
         })
 
+    def check_invariants(self, event: Event, state: TrainState) -> None:
+        """The structure stays frozen: no gradient, no change, as long as training runs (D as
+        the first forward pass saw it: a number format may have rounded it once at INIT)."""
+        if not self.structure:
+            self.structure = {conv: conv.weight.detach().clone() for conv in self.structured}
+        for index, conv in enumerate(self.structured):
+            if conv.weight.requires_grad or conv.weight.grad is not None:
+                raise InvariantBroken(f"ssf: frozen convolution {index} trains again at {event.name}")
+            if not torch.equal(conv.weight, self.structure[conv]):
+                raise InvariantBroken(f"ssf: the structure of convolution {index} changed at {event.name}")
+
     @staticmethod
     def _scaled_forward(conv: nn.Conv2d):
         def forward(x: Tensor) -> Tensor:
@@ -238,8 +254,9 @@ class StructureStrengthFilters(Accelerator):
             return out if conv.bias is None else out + conv.bias.view(1, -1, 1, 1)
         return forward
 
-    def unfreeze(self) -> None:
-        """Fold explicit strengths into the weights and make every weight trainable again."""
+    def teardown(self, state: TrainState) -> None:
+        """Fold explicit strengths into the weights and make every weight trainable again
+        (at FIT_END, and from the trainer's TEARDOWN when training died; idempotent)."""
         self.hooks.remove()
         with torch.no_grad():
             for conv, strength in self.strengths.items():
@@ -248,6 +265,7 @@ class StructureStrengthFilters(Accelerator):
         for conv in self.structured:
             conv.weight.requires_grad_(True)
         self.strengths.clear()
+        self.structure.clear()
 
     def report(self) -> dict[str, Any]:
         saved = self.weight_grad_flops * self.samples

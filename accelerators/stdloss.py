@@ -37,7 +37,6 @@ import torch
 from torch import Tensor, nn
 
 from accelerators.base import Accelerator, Option
-from accelerators.layers import Hooks
 from automl.train.events import Event, TrainState
 
 EPS = 1e-5
@@ -63,6 +62,8 @@ class StandardizationLoss(Accelerator):
     summary = "KL of per-channel pre-activation statistics to N(0,1), added to the loss"
     paper = "Collins, Balle & Shlens 2019, Accelerating Training of Deep Neural Networks with a Standardization Loss"
     order = 40  # loss
+    ddp_safe = True
+    ddp_note = "adds a loss term computed from each rank's own batch, like BatchNorm's per-rank statistics"
     events = frozenset({Event.INIT, Event.EPOCH_START, Event.BATCH, Event.LOSS, Event.FIT_END})
     options = {
         "weight": Option(1.0, "weight of the standardization loss", lambda v: 0.0 <= v <= 100.0, "0 <= weight <= 100"),
@@ -72,7 +73,6 @@ class StandardizationLoss(Accelerator):
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
-        self.hooks = Hooks()
         self.terms: list[Tensor] = []
         self._mu: list[Tensor] = []
         self._sigma: list[Tensor] = []
@@ -119,11 +119,15 @@ class StandardizationLoss(Accelerator):
             self.batches += 1
             self.terms, self._mu, self._sigma = [], [], []
         elif event is Event.FIT_END:
-            self.hooks.remove()
+            self.teardown(state)
             if self.batches:
                 n = self.batches
                 self.last = {"kl": float(self.kl_sum) / n, "mean_abs_mu": float(self.mu_sum) / n,
                              "mean_sigma": float(self.sigma_sum) / n}
+
+    def teardown(self, state: TrainState) -> None:
+        self.hooks.remove()
+        self.terms, self._mu, self._sigma = [], [], []  # a dead step's captured graphs
 
     def report(self) -> dict[str, Any]:
         return {**self.last, "layers": self.layers, "weight": self.values["weight"], "training_flops_saved": 0.0}

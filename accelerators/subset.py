@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from accelerators.base import Accelerator, Option
+from accelerators.base import Accelerator, InvariantBroken, Option
 from automl.data import Split
 from automl.core.errors import AutomlError
 from automl.train.events import Event, TrainState
@@ -81,6 +81,8 @@ class Subset(Accelerator):
     summary = "train on a class-balanced fraction of the training split (random or diverse)"
     paper = "less training data as a fidelity (e.g. Klein et al. 2017, Fast Bayesian Optimization on Large Datasets)"
     order = 10  # data: first
+    ddp_safe = True
+    ddp_note = "chooses the training images at SETUP from its own seed, the same on every rank"
     events = frozenset({Event.SETUP, Event.FIT_END})
     options = {
         "fraction": Option(0.5, "fraction of each class's training images kept", lambda v: 0.0 < v <= 1.0,
@@ -117,6 +119,11 @@ class Subset(Accelerator):
             self.forward_flops = count_flops(state.model, state.input_shape)
         elif event is Event.FIT_END:
             self.samples_trained = state.step * state.config.batch_size
+
+    def check_invariants(self, event: Event, state: TrainState) -> None:
+        """What subset dropped stays dropped: training draws from at most the kept images."""
+        if len(state.train) > self.kept:
+            raise InvariantBroken(f"subset: training draws from {len(state.train)} images, {self.kept} were kept")
 
     def report(self) -> dict[str, Any]:
         fraction = self.kept / self.full if self.full else 1.0

@@ -72,7 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from accelerators.base import Accelerator, Option
+from accelerators.base import Accelerator, InvariantBroken, Option
 from automl.data import Split
 from automl.core.errors import AutomlError
 from automl.train.events import Event, TrainState
@@ -349,6 +349,10 @@ class WaveletEncoderInput(Accelerator):
     summary = "classify a half-resolution low-frequency code from a once-trained wavelet-like auto-encoder"
     paper = "Chen et al. 2018 (AAAI), Learning a Wavelet-like Auto-Encoder to Accelerate Deep Neural Networks"
     order = 20  # data: after a subset is chosen (subset is 10), before model and loss methods
+    ddp_safe = True
+    ddp_note = (
+        "encodes the data and wraps the model at SETUP, the same on every rank; the encoder is "
+        "shared and frozen")
     events = frozenset({Event.SETUP, Event.FIT_END})
     options = {
         "epochs": Option(2, "epochs of the one-off encoder training", lambda v: 1 <= v <= 100, "1 <= epochs <= 100"),
@@ -445,6 +449,12 @@ class WaveletEncoderInput(Accelerator):
             "high_energy_share": error["high_energy_share"],
             "input_shape": [channels, height, width], "code_shape": list(code_shape), "fusion": model.fuse,
         }
+
+    def check_invariants(self, event: Event, state: TrainState) -> None:
+        """The model classifies the code at the code's resolution, not a further reduced one."""
+        code = tuple(self.facts.get("code_shape", ()))
+        if event is Event.LOSS and code and tuple(state.inputs.shape[1:]) != code:
+            raise InvariantBroken(f"wae: the model is fed {tuple(state.inputs.shape[1:])}, the code is {code}")
 
     def raw_model(self, model: WaveletInputModel) -> RawImageModel:
         """The trained model composed with this run's encoder (takes raw images)."""

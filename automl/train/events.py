@@ -1,25 +1,38 @@
-"""Training events and the state accelerators see (in the manner of composer's Event).
+"""Training events, the state accelerators see, and the dispatcher that fires one at them
+(in the manner of composer's Event and Engine).
 
 The trainer's loop, with the event fired at each point::
 
-    SETUP                             before the optimizer exists: state.train, state.val,
+    try:
+        SETUP                         before the optimizer exists: state.train, state.val,
                                       state.input_shape and state.model may be replaced
                                       (a data subset, an encoded data set, a wrapped model)
-    INIT                              model, optimizer and schedule built
-    for each epoch:
-        EPOCH_START
-        for each batch:
-            BATCH                     state.inputs / state.targets may be replaced; the model
+        INIT                          model, optimizer and schedule built
+        for each epoch:
+            EPOCH_START
+            for each batch:
+                BATCH                 state.inputs / state.targets may be replaced; the model
                                       may be reshaped between two steps (state.model_changed)
-            outputs = model(inputs)
-            loss = criterion(outputs, targets)
-            LOSS                      state.loss may be replaced (e.g. a penalty added)
-            loss.backward()
-            AFTER_BACKWARD            gradients exist
-            BEFORE_STEP               gradients may be changed
-            optimizer.step(); schedule.step()
-        EPOCH_END                     the model may be reshaped: set state.model_changed
-    FIT_END                           after the last epoch, before evaluation
+                outputs = model(inputs)
+                loss = criterion(outputs, targets)
+                LOSS                  state.loss may be replaced (e.g. a penalty added)
+                loss.backward()
+                AFTER_BACKWARD        gradients exist
+                BEFORE_STEP           gradients may be changed; state.skip_step drops the update
+                optimizer.step(); schedule.step()
+                AFTER_STEP            the weights are updated (a proximal step, a projection)
+                                      every 16 steps: the divergence check (one device sync)
+            EPOCH_END                 the model may be reshaped: set state.model_changed
+        FIT_END                       after the last epoch: undo what only training needs
+        BatchNorm recalibrated; the training clock stops
+        EVAL_START                    the validation pass, off the clock
+        EVAL_END                      state.accuracy is known
+    finally:
+        TEARDOWN                      every accelerator's teardown(state), in reverse order,
+                                      also when the candidate died (out of memory, divergence,
+                                      an exception inside a hook): hooks, swapped forwards,
+                                      autocast contexts, frozen flags are gone before the
+                                      next candidate starts. Idempotent.
 
 An accelerator that reshapes the model (at BATCH or EPOCH_END) sets ``state.model_changed``;
 the trainer then builds a new optimizer for the new parameters (carrying over the schedule
@@ -31,6 +44,7 @@ sets ``state.skip_step`` at BEFORE_STEP.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -48,8 +62,12 @@ class Event(Enum):
     LOSS = "loss"
     AFTER_BACKWARD = "after_backward"
     BEFORE_STEP = "before_step"
+    AFTER_STEP = "after_step"
     EPOCH_END = "epoch_end"
     FIT_END = "fit_end"
+    EVAL_START = "eval_start"
+    EVAL_END = "eval_end"
+    TEARDOWN = "teardown"
 
 
 @dataclass
@@ -66,10 +84,12 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     total_steps: int = 0  # the step budget (epochs may be fractional: the last epoch can be partial)
+    samples: int = 0  # training samples seen so far
     inputs: Tensor | None = None
     targets: Tensor | None = None
     outputs: Tensor | None = None
     loss: Tensor | None = None
+    accuracy: float | None = None  # the validation accuracy, known at EVAL_END
     model_changed: bool = False
     optimizer_state: dict[Tensor, dict[str, Any]] = field(default_factory=dict)  # for a rebuilt optimizer
     skip_step: bool = False  # set at BEFORE_STEP to skip this optimizer step (e.g. fp16 overflow)
@@ -79,7 +99,47 @@ class TrainState:
     val: Any = None  # automl.data.Split the final accuracy is measured on (replaceable at SETUP)
     num_classes: int = 0
     seed: int = 0
-    config: Any = None  # the automl.training.TrainConfig in force (read-only)
+    config: Any = None  # the automl.train.config.TrainConfig in force (read-only)
     criterion: Any = None  # (outputs, targets) -> the task loss, as the trainer computes it
     cache_dir: Path | None = None  # where one-off artifacts (a trained encoder) persist across candidates
     context: Any = None  # the engine's EvaluationContext when the evaluator has one (peers, trial)
+
+
+class Dispatcher:
+    """Fires an event at every hook that matches it, in run order.
+
+    The loop calls it at every point unconditionally: with no accelerators a firing is one
+    loop over an empty tuple, so the plain path needs no ``if hooks:`` guards. A hook is any
+    object with ``match(event, state)`` and ``apply(event, state)`` (an
+    :class:`accelerators.base.Accelerator` or a test's recorder); TEARDOWN goes to its
+    ``teardown(state)`` instead, so no method can forget to undo its set-up.
+    """
+
+    def __init__(self, hooks: Sequence[Any], state: TrainState) -> None:
+        self.hooks = tuple(hooks)
+        self.state = state
+
+    def __call__(self, event: Event) -> None:
+        for hook in self.hooks:
+            if hook.match(event, self.state):
+                hook.apply(event, self.state)
+
+    def teardown(self, failure: BaseException | None = None) -> None:
+        """TEARDOWN at every hook, last set up first undone; every hook's teardown runs even
+        if an earlier one raised. When training already failed (``failure``), that error stays
+        the one raised and a teardown error is added to it as a note; otherwise the first
+        teardown error is raised after all ran."""
+        broken: Exception | None = None
+        for hook in reversed(self.hooks):
+            teardown = getattr(hook, "teardown", None)
+            if teardown is None:
+                continue
+            try:
+                teardown(self.state)
+            except Exception as error:  # noqa: BLE001 - the others must still be undone
+                broken = broken or error
+        if broken is None:
+            return
+        if failure is None:
+            raise broken
+        failure.add_note(f"and a teardown failed too: {type(broken).__name__}: {broken}")

@@ -1,61 +1,37 @@
-"""One dense training loop for every candidate.
+"""One dense training loop for every candidate, readable in one sitting.
 
-SGD with Nesterov momentum, a one-cycle (or cosine) learning-rate schedule stepped per batch,
-label smoothing, weight decay and channels_last memory. The loop fires the events of
-:mod:`automl.events` so accelerators can plug in; with none, firing is one falsy check per
-point. Training time is measured on its own: evaluation happens after the clock stops.
-A loss that turns NaN or infinite ends training with :class:`CandidateFailed`.
+:func:`train` sets up, runs :func:`run_epoch` until the step budget is spent (each batch one
+:func:`train_step`), re-estimates BatchNorm statistics, stops the clock and only then
+measures validation accuracy. Accelerators plug in through the events of
+:mod:`automl.train.events`, fired at every point by a dispatcher (a loop over an empty tuple
+when there are none); TEARDOWN runs from ``finally``, so a candidate that dies leaves nothing
+behind. A loss that diverges (:mod:`automl.train.divergence`) ends training with
+:class:`CandidateFailed`. The recipe itself is :class:`automl.train.config.TrainConfig`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
-from automl.data import Dataset, Split, batches_per_epoch
-from automl.core.errors import AutomlError, CandidateFailed
-from automl.train.events import Event, TrainState
+from automl.data import Dataset, batches_per_epoch
+from automl.train.config import SCHEDULES, TrainConfig, make_optimizer, make_scheduler
+from automl.train.divergence import CHECK_EVERY, DivergenceGuard
+from automl.train.events import Dispatcher, Event, TrainState
+from automl.train.measure import evaluate, recalibrate_batchnorm
 
-SCHEDULES = ("onecycle", "cosine")
-FINITE_CHECK_EVERY = 16  # steps between divergence checks (each check syncs with the device)
+FINITE_CHECK_EVERY = CHECK_EVERY  # the name older callers know
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How every candidate is trained."""
-
-    epochs: float = 1.0  # may be fractional: training stops after round(epochs x steps per epoch) steps
-    batch_size: int = 64
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    schedule: str = "onecycle"
-    channels_last: bool = True
-    eval_batch_size: int = 500
-    bn_samples: int = 1024  # training images used to re-estimate BatchNorm statistics at the end
-
-    def __post_init__(self) -> None:
-        if not self.epochs > 0 or not math.isfinite(self.epochs):
-            raise AutomlError(f"epochs must be a positive number, got {self.epochs}")
-        if self.batch_size < 1:
-            raise AutomlError(f"batch size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise AutomlError(f"learning rate must be a positive number, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise AutomlError(f"unknown schedule {self.schedule!r} (known: {', '.join(SCHEDULES)})")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["SCHEDULES", "TrainConfig", "TrainResult", "evaluate", "make_optimizer", "make_scheduler",
+           "recalibrate_batchnorm", "run_epoch", "train", "train_step"]
 
 
 @dataclass
@@ -74,78 +50,6 @@ class TrainResult:
     model: nn.Module | None = field(default=None, repr=False)  # the trained model (possibly reshaped)
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                           nesterov=True, weight_decay=config.weight_decay)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int,
-                   last_step: int = -1) -> torch.optim.lr_scheduler.LRScheduler:
-    if config.schedule == "onecycle":
-        total = max(total_steps, 4)  # torch's one-cycle divides by zero below 2 steps per phase
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total, pct_start=max(0.25, 2 / total))
-    else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
-    with warnings.catch_warnings():  # replaying steps before any optimizer step is intended here
-        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
-        for _ in range(last_step + 1):  # resume the schedule's position after a rebuild
-            scheduler.step()
-    return scheduler
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, split: Split, batch_size: int, samples: int,
-                          generator: torch.Generator, device: torch.device,
-                          memory_format: torch.memory_format = torch.contiguous_format) -> None:
-    """Re-estimate BatchNorm running statistics with the final weights ("precise BN").
-
-    After a short schedule the running averages still remember the early, very different
-    weights, and evaluation-mode accuracy can collapse to chance although train-mode
-    accuracy is high. A forward pass over ``samples`` training images in train mode with
-    cumulative averaging fixes that for a small fraction of an epoch's cost.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms or samples <= 0:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average over the calibration batches
-    was_training = model.training
-    model.train()
-    seen = 0
-    for inputs, _ in split.batches(batch_size, shuffle=True, generator=generator, drop_last=True, device=device):
-        model(inputs.contiguous(memory_format=memory_format))
-        seen += len(inputs)
-        if seen >= samples:
-            break
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    model.train(was_training)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 500,
-             device: torch.device | str = "cpu", channels_last: bool = True) -> float:
-    """Top-1 accuracy of ``model`` on ``split`` in eval mode."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    for inputs, targets in split.batches(batch_size, device=device):
-        inputs = inputs.contiguous(memory_format=memory_format)
-        correct += (model(inputs).argmax(dim=1) == targets).sum()
-    model.train(was_training)
-    return correct.item() / max(len(split), 1)
-
-
 def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
           accelerators: Sequence[Any] = (), device: torch.device | str = "cpu",
           on_epoch: Callable[[int, int, float], None] | None = None,
@@ -157,125 +61,138 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
     """
     device = torch.device(device)
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(device=device, memory_format=memory_format)
-    model.train()
+    model = model.to(device=device, memory_format=config.memory_format).train()
 
-    hooks = list(accelerators)
-
-    def criterion(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def criterion(outputs: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(outputs, targets, label_smoothing=config.label_smoothing)
 
     state = TrainState(model, None, None, 0, 0, data.input_shape, device, train=data.train, val=data.val,
                        num_classes=data.num_classes, seed=seed, cache_dir=cache_dir, context=context,
                        config=config, criterion=criterion)
+    fire = Dispatcher(accelerators, state)
+    failure: BaseException | None = None
+    try:
+        return _fit(state, fire, torch.Generator().manual_seed(seed), on_epoch)
+    except BaseException as error:  # out of memory, divergence, a hook's bug: undo, then re-raise
+        failure = error
+        raise
+    finally:
+        fire.teardown(failure)
 
-    def fire(event: Event) -> None:
-        for hook in hooks:
-            if hook.match(event, state):
-                hook.apply(event, state)
 
-    history: list[dict[str, float]] = []
-    samples = 0
+def _fit(state: TrainState, fire: Dispatcher, generator: torch.Generator,
+         on_epoch: Callable[[int, int, float], None] | None) -> TrainResult:
+    config, device = state.config, state.device
     _sync(device)
     started = time.perf_counter()  # one-off work an accelerator does at SETUP is training time
-    if hooks:
-        fire(Event.SETUP)
-        state.model = state.model.to(device=device, memory_format=memory_format)
-    steps_per_epoch = batches_per_epoch(state.train, config.batch_size, drop_last=True)
-    total_steps = max(1, round(config.epochs * steps_per_epoch))
-    state.optimizer = make_optimizer(state.model, config)
-    state.scheduler = make_scheduler(state.optimizer, config, total_steps)
-    state.epochs, state.steps_per_epoch = math.ceil(total_steps / steps_per_epoch), steps_per_epoch
-    state.total_steps = total_steps
-    if hooks:
-        fire(Event.INIT)
+    _setup(state, fire)
+    guard = DivergenceGuard(state.num_classes)
+    history: list[dict[str, float]] = []
     for epoch in range(state.epochs):
         state.epoch = epoch
-        epoch_started = time.perf_counter()
-        if hooks:
-            fire(Event.EPOCH_START)
-        loss_sum = torch.zeros((), device=device)
-        epoch_steps = 0
-        for inputs, targets in state.train.batches(config.batch_size, shuffle=True, generator=generator,
-                                                   drop_last=True, device=device):
-            inputs = inputs.contiguous(memory_format=memory_format)
-            if hooks:
-                state.inputs, state.targets = inputs, targets
-                fire(Event.BATCH)
-                inputs, targets = state.inputs, state.targets
-                if state.model_changed:  # reshaped between two steps (PruneTrain)
-                    _rebuild_optimizer(state, config, total_steps)
-            outputs = state.model(inputs)
-            loss = task_loss = criterion(outputs, targets)
-            if hooks:
-                state.outputs, state.loss = outputs, loss
-                fire(Event.LOSS)
-                loss = state.loss
-            state.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if hooks:
-                fire(Event.AFTER_BACKWARD)
-                fire(Event.BEFORE_STEP)
-                if state.skip_step:
-                    state.skip_step = False
-                else:
-                    state.optimizer.step()
-            else:
-                state.optimizer.step()
-            state.scheduler.step()
-            loss_sum += task_loss.detach()  # the task's loss, before accelerators add to or scale it
-            samples += len(targets)
-            epoch_steps += 1
-            state.step += 1
-            if epoch_steps % FINITE_CHECK_EVERY == 0:
-                _check_finite(loss_sum, epoch, epoch_steps)
-            if state.stop or state.step >= total_steps:
-                break
-        mean_loss = _check_finite(loss_sum, epoch, epoch_steps) / max(epoch_steps, 1)
-        if hooks:
-            fire(Event.EPOCH_END)
-            if state.model_changed:
-                _rebuild_optimizer(state, config, total_steps)
-        _sync(device)
-        history.append({"epoch": state.step / steps_per_epoch, "loss": mean_loss,
-                        "seconds": time.perf_counter() - epoch_started})
+        history.append(run_epoch(state, fire, generator, guard))
         if on_epoch is not None:
-            on_epoch(epoch + 1, state.epochs, mean_loss)
+            on_epoch(epoch + 1, state.epochs, history[-1]["loss"])
         if state.stop:
             break
-    if hooks:
-        fire(Event.FIT_END)
+    fire(Event.FIT_END)
     recalibrate_batchnorm(state.model, state.train, config.batch_size, config.bn_samples,
-                          generator, device, memory_format)
+                          generator, device, config.memory_format)
     _sync(device)
     seconds = time.perf_counter() - started
 
+    fire(Event.EVAL_START)
     eval_started = time.perf_counter()
-    accuracy = evaluate(state.model, state.val, config.eval_batch_size, device, config.channels_last)
+    state.accuracy = evaluate(state.model, state.val, config.eval_batch_size, device, config.channels_last)
     eval_seconds = time.perf_counter() - eval_started
+    fire(Event.EVAL_END)
     return TrainResult(
-        accuracy=accuracy, loss=history[-1]["loss"] if history else math.nan, seconds=seconds,
-        eval_seconds=eval_seconds, epochs=state.step / steps_per_epoch, samples=samples,
-        samples_per_s=samples / seconds if seconds > 0 else 0.0, history=history,
-        accelerators={hook.name: hook.report() for hook in hooks}, model=state.model,
+        accuracy=state.accuracy, loss=history[-1]["loss"] if history else math.nan, seconds=seconds,
+        eval_seconds=eval_seconds, epochs=state.step / state.steps_per_epoch, samples=state.samples,
+        samples_per_s=state.samples / seconds if seconds > 0 else 0.0, history=history,
+        accelerators={hook.name: hook.report() for hook in fire.hooks}, model=state.model,
     )
 
 
-def _rebuild_optimizer(state: TrainState, config: TrainConfig, total_steps: int) -> None:
+def _setup(state: TrainState, fire: Dispatcher) -> None:
+    """SETUP (data and model may be replaced), then the step budget, optimizer and schedule
+    sized for what SETUP left, then INIT."""
+    config = state.config
+    fire(Event.SETUP)
+    state.model = state.model.to(device=state.device, memory_format=config.memory_format)
+    steps_per_epoch = batches_per_epoch(state.train, config.batch_size, drop_last=True)
+    state.total_steps = max(1, round(config.epochs * steps_per_epoch))
+    state.steps_per_epoch = steps_per_epoch
+    state.epochs = math.ceil(state.total_steps / steps_per_epoch)
+    state.optimizer = make_optimizer(state.model, config)
+    state.scheduler = make_scheduler(state.optimizer, config, state.total_steps)
+    fire(Event.INIT)
+
+
+def run_epoch(state: TrainState, fire: Dispatcher, generator: torch.Generator,
+              guard: DivergenceGuard) -> dict[str, float]:
+    """One pass over the training batches (ends early at the step budget or a stop);
+    returns the epoch's history entry: position in epochs, mean task loss, seconds."""
+    config = state.config
+    started = time.perf_counter()
+    fire(Event.EPOCH_START)
+    guard.begin_epoch()
+    loss_sum = torch.zeros((), device=state.device)
+    steps = 0
+    for inputs, targets in state.train.batches(config.batch_size, shuffle=True, generator=generator,
+                                               drop_last=True, device=state.device):
+        task_loss = train_step(state, fire, inputs.contiguous(memory_format=config.memory_format), targets)
+        loss_sum += task_loss  # the task's loss, before accelerators add to or scale it
+        steps += 1
+        guard.after_step(task_loss, loss_sum, steps, state.epoch)
+        if state.stop or state.step >= state.total_steps:
+            break
+    mean_loss = guard.check(loss_sum, steps, state.epoch) / max(steps, 1)
+    fire(Event.EPOCH_END)
+    if state.model_changed:
+        _rebuild_optimizer(state)
+    _sync(state.device)
+    return {"epoch": state.step / state.steps_per_epoch, "loss": mean_loss,
+            "seconds": time.perf_counter() - started}
+
+
+def train_step(state: TrainState, fire: Dispatcher, inputs: Tensor, targets: Tensor) -> Tensor:
+    """Forward, loss, backward, update and schedule for one batch; returns the task loss
+    (detached, on the device: reading it would sync)."""
+    state.inputs, state.targets = inputs, targets
+    fire(Event.BATCH)
+    if state.model_changed:  # reshaped between two steps (PruneTrain)
+        _rebuild_optimizer(state)
+    state.outputs = state.model(state.inputs)
+    state.loss = task_loss = state.criterion(state.outputs, state.targets)
+    fire(Event.LOSS)
+    state.optimizer.zero_grad(set_to_none=True)
+    state.loss.backward()
+    fire(Event.AFTER_BACKWARD)
+    fire(Event.BEFORE_STEP)
+    if state.skip_step:
+        state.skip_step = False
+    else:
+        state.optimizer.step()
+    state.scheduler.step()
+    state.samples += len(state.targets)
+    state.step += 1
+    fire(Event.AFTER_STEP)
+    return task_loss.detach()
+
+
+def _rebuild_optimizer(state: TrainState, config: TrainConfig | None = None, total_steps: int | None = None) -> None:
     """A new optimizer for a reshaped model's parameters, the schedule resumed at the current
     step, and the per-parameter state (momentum) the accelerator carried over loaded into it."""
+    config = config or state.config
     state.optimizer = make_optimizer(state.model, config)
-    state.scheduler = make_scheduler(state.optimizer, config, total_steps, state.step - 1)
+    state.scheduler = make_scheduler(state.optimizer, config, total_steps or state.total_steps, state.step - 1)
     for parameter, carried in state.optimizer_state.items():
         state.optimizer.state[parameter].update(carried)
     state.optimizer_state = {}
     state.model_changed = False
 
 
-def _check_finite(loss_sum: torch.Tensor, epoch: int, step: int) -> float:
-    value = float(loss_sum)
-    if not math.isfinite(value):
-        raise CandidateFailed(f"loss diverged ({value}) in epoch {epoch + 1} by step {step}")
-    return value
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -16,6 +16,9 @@ class Rounder(Accelerator):
     options = {"bits": Option(16, "word length", lambda v: 2 <= v <= 32, "2..32"),
                "stochastic": Option(True, "stochastic rounding")}
 
+    def apply(self, event, state):
+        pass
+
 
 class Sparse(Accelerator):
     name = "sparse"
@@ -23,6 +26,12 @@ class Sparse(Accelerator):
     order = 60
     options = {"sparsity": Option(0.9, "target sparsity", lambda v: 0 <= v < 1, "0 <= s < 1")}
     conflicts = frozenset({"rounder2"})
+
+    def apply(self, event, state):
+        pass
+
+    def state_dict(self):
+        return {"sparsity_seen": getattr(self, "sparsity_seen", 0.0)}
 
 
 class Rounder2(Rounder):
@@ -72,3 +81,33 @@ def test_registry_checks_the_kind():
 def test_match_defaults_to_declared_events():
     rounder = Rounder()
     assert rounder.match(Event.BEFORE_STEP, None) and not rounder.match(Event.LOSS, None)
+
+
+def test_an_accelerator_must_say_how_it_acts():
+    class Silent(Accelerator):
+        name = "silent"
+        kind = "emulated"
+
+    with pytest.raises(TypeError, match="apply"):
+        Silent()
+
+
+def test_state_round_trips_and_unknown_state_is_refused():
+    sparse = Sparse()
+    sparse.load_state_dict({"sparsity_seen": 0.25})
+    assert sparse.state_dict() == {"sparsity_seen": 0.25}
+    with pytest.raises(AutomlError, match="keeps no state 'momentum'"):
+        sparse.load_state_dict({"momentum": 1})
+    assert Rounder().state_dict() == {}
+
+
+def test_teardown_removes_the_hooks_and_may_run_twice():
+    import torch
+
+    layer = torch.nn.Linear(2, 2)
+    rounder = Rounder()
+    rounder.hooks.forward_hook(layer, lambda m, i, out: out * 0)
+    rounder.hooks.replace_forward(layer, lambda x: x)
+    rounder.teardown(None)
+    rounder.teardown(None)
+    assert not layer._forward_hooks and "forward" not in layer.__dict__

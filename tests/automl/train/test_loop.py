@@ -36,18 +36,14 @@ def test_evaluation_is_kept_out_of_training_time(small_mnist):
     assert result.accuracy == evaluate(result.model, small_mnist.val)
 
 
-def test_divergence_ends_with_candidate_failed(small_mnist):
-    with pytest.raises(CandidateFailed, match="diverged"):
-        train(_model(small_mnist), small_mnist, TrainConfig(epochs=1, lr=1e30), seed=0)
-
-
 class Recorder:
-    """A minimal accelerator that records the events it sees."""
+    """A minimal hook that records the events it sees (TEARDOWN arrives at its teardown)."""
 
     name = "recorder"
 
-    def __init__(self):
+    def __init__(self, fail_at=None):
         self.seen = []
+        self.fail_at = fail_at  # (event, step): raise there, as a buggy or out-of-memory hook would
 
     def match(self, event, state):
         return True
@@ -56,6 +52,11 @@ class Recorder:
         self.seen.append(event)
         if event is Event.LOSS:
             state.loss = state.loss * 1.0
+        if (event, state.step) == self.fail_at:
+            raise RuntimeError(f"hook failed at {event.name} of step {state.step}")
+
+    def teardown(self, state):
+        self.seen.append(Event.TEARDOWN)
 
     def report(self):
         return {"events": len(self.seen)}
@@ -64,9 +65,31 @@ class Recorder:
 def test_events_fire_in_loop_order(small_mnist):
     recorder = Recorder()
     result = train(_model(small_mnist), small_mnist, TrainConfig(epochs=1, batch_size=640), accelerators=[recorder])
-    step = [Event.BATCH, Event.LOSS, Event.AFTER_BACKWARD, Event.BEFORE_STEP]
-    assert recorder.seen == [Event.SETUP, Event.INIT, Event.EPOCH_START, *step, *step, Event.EPOCH_END, Event.FIT_END]
-    assert result.accelerators == {"recorder": {"events": len(recorder.seen)}}
+    step = [Event.BATCH, Event.LOSS, Event.AFTER_BACKWARD, Event.BEFORE_STEP, Event.AFTER_STEP]
+    assert recorder.seen == [Event.SETUP, Event.INIT, Event.EPOCH_START, *step, *step, Event.EPOCH_END,
+                             Event.FIT_END, Event.EVAL_START, Event.EVAL_END, Event.TEARDOWN]
+    assert result.accelerators == {"recorder": {"events": len(recorder.seen) - 1}}  # reported before TEARDOWN
+
+
+def test_teardown_runs_when_a_hook_raises_mid_epoch_and_every_teardown_runs(small_mnist):
+    class BrokenTeardown(Recorder):
+        def teardown(self, state):
+            super().teardown(state)
+            raise ValueError("teardown failed")
+
+    dying, broken, last = Recorder(fail_at=(Event.BEFORE_STEP, 3)), BrokenTeardown(), Recorder()
+    with pytest.raises(RuntimeError, match="BEFORE_STEP of step 3") as raised:
+        train(_model(small_mnist), small_mnist, TrainConfig(epochs=1), accelerators=[dying, broken, last])
+    assert all(r.seen[-1] is Event.TEARDOWN for r in (dying, broken, last))
+    assert dying.seen.count(Event.AFTER_STEP) == 3
+    assert "teardown failed too: ValueError" in "".join(raised.value.__notes__)  # not lost either
+
+
+def test_divergence_ends_with_candidate_failed_and_teardown(small_mnist):
+    recorder = Recorder()
+    with pytest.raises(CandidateFailed, match="^diverged"):
+        train(_model(small_mnist), small_mnist, TrainConfig(epochs=2, lr=1e6), seed=0, accelerators=[recorder])
+    assert recorder.seen[-1] is Event.TEARDOWN and Event.FIT_END not in recorder.seen
 
 
 def test_bad_config_is_a_user_error():
