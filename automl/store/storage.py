@@ -37,7 +37,9 @@ def storage_file(url: str) -> Path | None:
     with ``////``); None for in-memory and server storages."""
     for prefix in ("sqlite:///", "journal:///"):
         if url.startswith(prefix):
-            path = url[len(prefix):].split("?", 1)[0]
+            path, _, query = url[len(prefix):].partition("?")
+            if prefix == "sqlite:///" and "uri=true" in query and path.startswith("file:"):
+                path = path[len("file:"):]  # sqlite:///file:x.db?mode=ro&uri=true opens x.db read-only
             return None if path in ("", ":memory:") else Path(path)
     return None
 
@@ -53,19 +55,15 @@ def artifact_location(study: str, url: str, recorded: str | None = None) -> Path
         return None
     home = storage_file(url)
     beside = home.resolve().parent / f"{study}-artifacts" if home is not None else None
+    found_beside = beside is not None and beside.is_dir()
     if recorded:
         path = Path(recorded).expanduser()
-        if path.is_absolute():
-            candidates = [path]
-        else:
-            candidates = [home.resolve().parent.parent / path] if home is not None else []
-            candidates.append(path.resolve())
-        if beside is not None and beside.is_dir():
+        if path.is_absolute():  # as configured, unless it is gone and the study file moved with its folder
+            return beside if found_beside and not path.is_dir() else path
+        if found_beside:
             return beside
-        for candidate in candidates:
-            if candidate.is_dir():
-                return candidate
-        return beside if beside is not None else candidates[0]
+        candidates = ([home.resolve().parent.parent / path] if home is not None else []) + [path.resolve()]
+        return next((c for c in candidates if c.is_dir()), beside if beside is not None else candidates[-1])
     return beside if beside is not None else (STUDY_DIR / f"{study}-artifacts").resolve()
 
 
@@ -119,7 +117,7 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.BaseStor
             return optuna.storages.RDBStorage(url)
         except Exception as error:  # sqlalchemy raises many kinds for bad URLs or servers
             if attempt == attempts:
-                raise StudyError(f"cannot open storage {url!r}: {_reason(error)}") from None
+                raise _as_study_error(error, url, opening=True) from None
             time.sleep(0.2 * attempt)
     raise AssertionError("unreachable")
 
@@ -135,7 +133,7 @@ def _reason(error: BaseException) -> str:
     while error.__cause__ is not None or error.__context__ is not None:
         error = error.__cause__ or error.__context__
     if isinstance(error, OSError) and error.strerror:
-        return error.strerror
+        return f"{error.strerror}: {str(error.filename)!r}" if error.filename else error.strerror
     text = str(error).strip()
     return text.splitlines()[0][:300] if text else type(error).__name__
 
@@ -150,7 +148,7 @@ def storage_fault(error: BaseException, url: str | None = None) -> StudyError | 
     return _as_study_error(error, url)
 
 
-def _as_study_error(error: BaseException, url: str | None) -> StudyError:
+def _as_study_error(error: BaseException, url: str | None, opening: bool = False) -> StudyError:
     reason = _reason(error)
     where = f" ({url})" if url else ""
     lowered = reason.lower()
@@ -158,6 +156,8 @@ def _as_study_error(error: BaseException, url: str | None) -> StudyError:
         return StudyError(f"the study's storage is read-only{where}: {reason}; nothing stored was lost")
     if any(word in lowered for word in _DAMAGED):
         return StudyError(f"the study's database is damaged{where}: {reason} (restore it from a copy)")
+    if opening:
+        return StudyError(f"cannot open storage {url!r}: {reason}")
     return StudyError(f"the study's storage failed{where}: {reason}")
 
 
