@@ -129,7 +129,8 @@ def check_types(values: dict[str, Any]) -> None:
         else:
             ok = isinstance(value, kinds)
         if not ok:
-            wanted = " or ".join(dict.fromkeys(_KIND_WORDS[k] for k in kinds if k in _KIND_WORDS))
+            shown_kinds = [k for k in kinds if k in _KIND_WORDS and not (k is int and float in kinds)]
+            wanted = " or ".join(_KIND_WORDS[k] for k in shown_kinds)
             shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
             raise AutomlError(f"setting {name!r} must be {wanted}, got {shown}")
 
