@@ -294,7 +294,8 @@ def check_splits(name: str, labels: np.ndarray, parts: list[np.ndarray]) -> None
     a result, an empty training split would train nothing."""
     for split, part in zip(SPLIT_NAMES, parts):
         if len(part) == 0:
-            counts = np.bincount(labels)[np.bincount(labels) > 0] if len(labels) else np.zeros(1, dtype=int)
+            counts = np.bincount(labels, minlength=1)
+            counts = counts[counts > 0] if counts.any() else counts
             raise DataError(f"{name}: the {split} split is empty ({len(labels)} images, {int(counts.min())} to "
                             f"{int(counts.max())} per class); the 70/15/15 split needs more (6 per class always do)")
 

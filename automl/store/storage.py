@@ -47,9 +47,11 @@ def storage_file(url: str) -> Path | None:
 def artifact_location(study: str, url: str, recorded: str | None = None) -> Path | None:
     """The study's artifact folder, as an absolute path; None for an in-memory study.
 
-    A file-backed study keeps it beside its file (``NAME-artifacts``). Older studies recorded
-    ``studies/NAME-artifacts`` relative to the folder the search ran in, i.e. the parent of the
-    database's folder: that is tried where it exists. Other storages use the recorded path.
+    A file-backed study keeps it beside its file (``NAME-artifacts``); a folder configured at
+    creation (``--artifacts``, and always for a server storage) is recorded as an absolute path
+    and used as is. Older studies recorded ``studies/NAME-artifacts`` relative to the folder the
+    search ran in, i.e. the parent of the database's folder: that is tried where it exists.
+    Nothing is created here.
     """
     if url == "memory":
         return None

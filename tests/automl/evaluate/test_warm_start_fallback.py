@@ -37,11 +37,12 @@ def test_a_parent_without_weights_means_scratch_training_with_the_reason(small_m
 
 def test_resume_after_the_weights_were_deleted_completes_the_search(small_mnist, in_tmp):
     space = search_spaces.get("mobile")
+    evaluator = _evaluator(small_mnist)
 
     def search(budget: int) -> Search:
         store = StudyStore.open("gone") if budget > 2 else StudyStore.create("gone", None, DEFAULT_OBJECTIVES, {})
-        return Search(space, _evaluator(small_mnist), store, budget=budget, population=2, seed=0,
-                      violation=lambda g: max(0.0, _evaluator(small_mnist).cost(g)[0] / 3e6 - 1))
+        return Search(space, evaluator, store, budget=budget, population=2, seed=0, preselect=1,
+                      violation=evaluator.violation(3e6, None))
 
     search(2).run()
     shutil.rmtree(in_tmp / "studies" / "gone-artifacts")
