@@ -81,6 +81,14 @@ def main(argv: list[str] | None = None) -> None:
         message = error.format_message() if hasattr(error, "format_message") else str(error)
         print(f"automl: error: {' '.join(message.split())}", file=sys.stderr)
         sys.exit(2)
+    except Exception as error:  # a storage fault mid-command (read-only, damaged): one line too
+        from automl.store.storage import storage_fault
+
+        fault = storage_fault(error)
+        if fault is None:
+            raise
+        print(f"automl: error: {fault}", file=sys.stderr)
+        sys.exit(fault.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 

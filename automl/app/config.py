@@ -12,6 +12,7 @@ level or under a ``[search]`` table::
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import tomllib
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from automl.core.errors import AutomlError
+
+MAX_SEED = 2**32 - 1  # numpy and torch both take seeds this large
 
 
 @dataclass
@@ -32,6 +35,7 @@ class SearchSettings:
     download: bool = False
     study: str | None = None
     storage: str | None = None
+    artifacts: str | None = None  # where a server-backed study keeps its weights (SQLite: beside its file)
     population: int = 8
     generations: int | None = None
     budget: int | None = None
@@ -74,6 +78,14 @@ class SearchSettings:
         return f"{self.space}-{_slug(self.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def check(self) -> SearchSettings:
+        """Every setting's type and range, before anything is loaded, created or stored."""
+        check_types(asdict(self))
+        for name in ("epochs", "lr", "warm_epochs", "max_flops", "max_params"):
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise AutomlError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise AutomlError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
         for name in ("population", "batch_size", "preselect"):
             if getattr(self, name) < 1:
                 raise AutomlError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -102,6 +114,28 @@ class SearchSettings:
 
 
 FIELDS = {f.name for f in fields(SearchSettings)}
+# each setting's accepted Python types, from its annotation ("int | None" -> (int, NoneType))
+_TYPES = {"str": (str,), "bool": (bool,), "int": (int,), "float": (float, int), "None": (type(None),)}
+KINDS = {f.name: sum((_TYPES[t.strip()] for t in str(f.type).split("|")), ()) for f in fields(SearchSettings)}
+_KIND_WORDS = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
+
+
+def check_types(values: dict[str, Any]) -> None:
+    """Refuse a setting of the wrong type (``population = "eight"``, ``device = ["cpu"]``)
+    with a line naming it, instead of a TypeError deep inside the search."""
+    for name, value in values.items():
+        kinds = KINDS.get(name)
+        if kinds is None:
+            continue
+        if isinstance(value, bool) and bool not in kinds:
+            ok = False  # true is not a number of anything
+        else:
+            ok = isinstance(value, kinds)
+        if not ok:
+            shown_kinds = [k for k in kinds if k in _KIND_WORDS and not (k is int and float in kinds)]
+            wanted = " or ".join(_KIND_WORDS[k] for k in shown_kinds)
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            raise AutomlError(f"setting {name!r} must be {wanted}, got {shown}")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -113,7 +147,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise AutomlError(f"config file {str(path)!r} is not valid TOML: {error}") from None
-    data = {**{k: v for k, v in data.items() if k != "search"}, **data.get("search", {})}
+    table = data.get("search", {})
+    if not isinstance(table, dict):
+        raise AutomlError(f"config file {str(path)!r}: 'search' must be a table ([search]), got {table!r}")
+    data = {**{k: v for k, v in data.items() if k != "search"}, **table}
     values = {key.replace("-", "_"): value for key, value in data.items()}
     unknown = sorted(set(values) - FIELDS)
     if unknown:
@@ -121,6 +158,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     for key in ("max_flops", "max_params"):
         if isinstance(values.get(key), str):
             values[key] = parse_amount(values[key], key)
+    check_types(values)
     return values
 
 

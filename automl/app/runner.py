@@ -7,6 +7,7 @@ do the same. A resumed search takes its settings from the study, so the replay m
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import accelerators
@@ -42,8 +43,7 @@ def validate_names(settings: SearchSettings) -> None:
     accelerators.parse(settings.accelerate)
     if not (settings.dataset in dataset_names() or settings.dataset.startswith("imagefolder:")):
         raise UnknownNameError(f"unknown dataset {settings.dataset!r} (known: {', '.join(dataset_names())})")
-    if settings.device not in ("auto", "cpu") and not settings.device.startswith("cuda"):
-        raise AutomlError(f"unknown device {settings.device!r} (auto, cpu, cuda, cuda:N)")
+    pick_device(settings.device)  # a misspelt or absent GPU, before data is loaded
     if settings.study is not None:
         check_study_name(settings.study)
 
@@ -89,6 +89,7 @@ def run_search(settings: SearchSettings, explicit: set[str] | None = None,
                progress: SilentProgress | None = None) -> SearchResult:
     """Run (or resume) the search the settings describe; returns the engine's result."""
     explicit = explicit or set()
+    settings.check()  # types and ranges first: nothing is loaded or created for bad settings
     validate_names(settings)
     if settings.resume:
         if not settings.study:
@@ -109,7 +110,8 @@ def run_search(settings: SearchSettings, explicit: set[str] | None = None,
         stored = {k: getattr(settings, k) for k in STORED}
         stored.update(budget=settings.total_budget(), study=name, version=__version__,
                       train=config.as_dict(), data=data.describe())
-        store = StudyStore.create(name, settings.storage, DEFAULT_OBJECTIVES, stored)
+        store = StudyStore.create(name, settings.storage, DEFAULT_OBJECTIVES, stored,
+                                  artifacts=Path(settings.artifacts) if settings.artifacts else None)
         settings = replace(settings, study=name)
     elif settings.total_budget() != store.settings.get("budget"):
         store.update_settings(budget=settings.total_budget())

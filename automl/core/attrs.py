@@ -30,6 +30,7 @@ WEIGHTS_NOTE = "weights"  # why weights were not stored
 WARM_START = "warm_start"
 WARM_START_FROM = "warm_start_from"
 TRANSFORMS = "transforms"
+SCRATCH_REASON = "scratch_reason"  # why a child with a trained parent was trained from scratch
 
 # trial user attributes: failures
 FAIL_REASON = "fail_reason"

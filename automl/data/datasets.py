@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from automl.core.errors import DataError, UnknownNameError
+from automl.data.images import open_image
 
 DEFAULT_DATASET = "mnist5k"
 SPLIT_SEED = 0  # splits never change with --seed: the test set stays the test set
@@ -261,9 +262,10 @@ def load_image_folder(path: str | Path, in_memory_limit: int = IN_MEMORY_LIMIT_B
     if len(folder.classes) < 2:
         raise DataError(f"image folder {str(root)!r} needs at least two class sub-folders")
     labels = np.asarray(folder.targets)
+    train, val, test = stratified_split(labels, (0.70, 0.15, 0.15))
+    check_splits(f"image folder {str(root)!r}", labels, [train, val, test])
     first = folder.loader(folder.samples[0][0])
     size = (first.height, first.width)
-    train, val, test = stratified_split(labels, (0.70, 0.15, 0.15))
     to_uint8 = transforms.Compose([transforms.Resize(size), transforms.PILToTensor()])
     info = {"source": f"image folder {root}", "resized_to": list(size)}
     if len(folder) * 3 * size[0] * size[1] * 4 <= in_memory_limit:
@@ -281,10 +283,21 @@ def load_image_folder(path: str | Path, in_memory_limit: int = IN_MEMORY_LIMIT_B
 
 
 def _rgb(path: str):
-    from PIL import Image
+    return open_image(path, "RGB")
 
-    with open(path, "rb") as handle:
-        return Image.open(handle).convert("RGB")
+
+SPLIT_NAMES = ("training", "validation", "test")
+
+
+def check_splits(name: str, labels: np.ndarray, parts: list[np.ndarray]) -> None:
+    """Refuse data too small to split: an empty validation split would store accuracy 0.0 as
+    a result, an empty training split would train nothing."""
+    for split, part in zip(SPLIT_NAMES, parts):
+        if len(part) == 0:
+            counts = np.bincount(labels, minlength=1)
+            counts = counts[counts > 0] if counts.any() else counts
+            raise DataError(f"{name}: the {split} split is empty ({len(labels)} images, {int(counts.min())} to "
+                            f"{int(counts.max())} per class); the 70/15/15 split needs more (6 per class always do)")
 
 
 # -- by name ----------------------------------------------------------------------------------

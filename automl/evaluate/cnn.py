@@ -15,7 +15,8 @@ import accelerators
 from automl.data import Dataset
 from automl.core.evaluation import Evaluation, EvaluationContext
 from automl.search.engine import candidate_seed
-from automl.core.errors import CandidateFailed, CannotInherit
+from automl.core.attrs import SCRATCH_REASON, TRANSFORMS, WARM_START_FROM
+from automl.core.errors import CandidateFailed, CannotInherit, StudyError
 from automl.nn.flops import count_flops, count_params, training_flops
 from automl.core.genome import Genome
 from automl.core.progress import SilentProgress
@@ -75,27 +76,30 @@ class CNNEvaluator:
         return over
 
     def warm_start(self, genome: Genome, context: EvaluationContext | None, seed: int
-                   ) -> tuple[torch.nn.Module, dict] | None:
-        """The child's model inherited from its trained parent, or None (train from scratch)."""
+                   ) -> tuple[torch.nn.Module | None, dict]:
+        """The child's model inherited from its trained parent and its trial attributes; the
+        model is None (train from scratch) when there is no parent, when the parent's weights
+        are gone or when the space declines the move - the attributes then say why."""
         if self.warm_epochs is None or context is None or context.warm_parent is None:
-            return None
+            return None, {}
         parent_trial = context.warm_parent
         parent_genome = self.space.make(parent_trial.params)
         parent = self.build(parent_genome)
-        parent.load_state_dict(context.load_weights())
         try:
+            parent.load_state_dict(context.load_weights())
             model, moves = self.space.inherit(parent, parent_genome, genome, self.data.input_shape,
                                               self.data.num_classes, torch.Generator().manual_seed(seed))
-        except CannotInherit:
-            return None
-        return model, {"warm_start_from": parent_trial.number, "transforms": moves}
+        except (StudyError, CannotInherit) as why:  # weights deleted or unreadable; a move declined
+            return None, {SCRATCH_REASON: f"not warm-started from trial {parent_trial.number}: {why}"}
+        return model, {WARM_START_FROM: parent_trial.number, TRANSFORMS: moves}
 
     def __call__(self, genome: Genome, context: EvaluationContext | None = None) -> Evaluation:
         seed = candidate_seed(self.seed, genome)
         torch.manual_seed(seed)
-        warm = self.warm_start(genome, context, seed)
-        model, warm_attrs = warm if warm is not None else (self.build(genome), {})
-        config = replace(self.config, epochs=self.warm_epochs) if warm is not None else self.config
+        model, warm_attrs = self.warm_start(genome, context, seed)
+        warm = model is not None
+        model = model if warm else self.build(genome)
+        config = replace(self.config, epochs=self.warm_epochs) if warm else self.config
         flops, params = count_flops(model, self.data.input_shape), sum(p.numel() for p in model.parameters())
         chosen = accelerators.parse(self.accelerate)
         try:
@@ -113,7 +117,7 @@ class CNNEvaluator:
             "seconds": result.seconds, "eval_seconds": result.eval_seconds, "epochs": result.epochs,
             "samples_per_s": result.samples_per_s, "train_loss": result.loss, "seed": seed,
             "accelerators": [a.spec() for a in chosen], "accelerator_reports": result.accelerators,
-            "device": str(self.device), "warm_start": warm is not None, **warm_attrs,
+            "device": str(self.device), "warm_start": warm, **warm_attrs,
         }
         for name, report in result.accelerators.items():
             if report.get("architecture_string") and report.get("flops_after", 0) < report.get("flops_before", 0):

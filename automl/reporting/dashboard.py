@@ -6,15 +6,24 @@ seconds and accelerators as user attributes, weights as downloadable artifacts, 
 objectives (named via ``set_metric_names``) in its Pareto-front plot.
 
 We serve its WSGI app with the standard library's server, as ``optuna-dashboard`` itself does,
-but bind the socket ourselves: a busy port or a bad host is a one-line error, port 0 picks a
-free port, and :meth:`Dashboard.stop` ends it from another thread (tests) while Ctrl-C ends it
-from the terminal.
+but threaded (one idle or slow client must not freeze the page for everyone) and with the
+socket bound by us: a busy port or a bad host is a one-line error, port 0 picks a free port,
+and :meth:`Dashboard.stop` ends it from another thread (tests) while Ctrl-C ends it from the
+terminal.
+
+optuna-dashboard has no login and its API can delete studies, trials and their weights. So it
+listens on the loopback interface unless ``allow_remote`` is given, and served to the network it
+is read-only - every write method refused in front of optuna-dashboard - unless
+``allow_writes`` is given too.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import signal
+import socketserver
 import threading
+from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from automl.core.errors import AutomlError
@@ -22,6 +31,30 @@ from automl.store.study import StudyStore, open_storage
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_only(app: Callable) -> Callable:
+    """A WSGI middleware that answers 403 to every write method and passes reads to ``app``."""
+
+    def guarded(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD", "GET").upper() in WRITE_METHODS:
+            body = b"read-only dashboard: restart it with --allow-writes to change the study\n"
+            start_response("403 Forbidden", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            return [body]
+        return app(environ, start_response)
+
+    return guarded
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -31,8 +64,11 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class _Server(WSGIServer):
-    """A browser that closes a connection early is not an error worth a traceback."""
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    """One thread per connection (daemon threads: an idle client cannot hold up Ctrl-C); a
+    browser that closes a connection early is not an error worth a traceback."""
+
+    daemon_threads = True
 
     def handle_error(self, request, client_address) -> None:
         import sys
@@ -45,20 +81,28 @@ class _Server(WSGIServer):
 class Dashboard:
     """optuna-dashboard for one study, bound on construction (so errors come before serving)."""
 
-    def __init__(self, store: StudyStore, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    def __init__(self, store: StudyStore, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 allow_remote: bool = False, allow_writes: bool = False) -> None:
         import optuna_dashboard
 
         if store.url == "memory":
             raise AutomlError("an in-memory study cannot be shown in the dashboard; use a storage URL")
         if not 0 <= port <= 65535:
             raise AutomlError(f"--port must be between 0 and 65535, got {port}")
+        if not is_loopback(host) and not allow_remote:
+            raise AutomlError(f"--host {host} exposes the dashboard (no login) to the network; add --allow-remote "
+                              "to serve it read-only there")
         self.store = store
+        self.remote = not is_loopback(host)
+        self.read_only = self.remote and not allow_writes
         artifact_store = None
         if store.artifacts_dir is not None and store.artifacts_dir.is_dir():
             from optuna.artifacts import FileSystemArtifactStore
 
             artifact_store = FileSystemArtifactStore(str(store.artifacts_dir))
         app = optuna_dashboard.wsgi(open_storage(store.url, must_exist=True), artifact_store=artifact_store)
+        if self.read_only:
+            app = read_only(app)
         try:
             self.server: WSGIServer = make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
         except OSError as error:

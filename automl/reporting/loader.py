@@ -50,25 +50,25 @@ def load_model(path: str | Path) -> nn.Module:
 
 def read_image(path: str | Path, card: dict[str, Any]) -> torch.Tensor:
     """One image file as the model's normalised input (C, H, W): converted to the card's
-    channels, resized to its size, scaled to 0-1 and normalised with its mean and std."""
+    channels, resized to its size, scaled to 0-1 and normalised with its mean and std.
+    The card is one :func:`load_card` checked (sizes bounded, std > 0)."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from automl.data.images import open_image
 
     c, h, w = card["input_shape"]
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if c == 1 else "RGB")
-            if image.size != (w, h):
-                image = image.resize((w, h), Image.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32)
-    except FileNotFoundError:
-        raise ExportError(f"image {str(path)!r} does not exist") from None
-    except (UnidentifiedImageError, OSError) as error:
-        raise ExportError(f"image {str(path)!r} cannot be read: {error}") from None
+    image = open_image(path, "L" if c == 1 else "RGB")
+    if image.size != (w, h):
+        image = image.resize((w, h), Image.BILINEAR)
+    pixels = np.asarray(image, dtype=np.float32)
     x = torch.from_numpy(pixels.reshape(h, w, c).transpose(2, 0, 1).copy()) / 255.0
     mean = torch.tensor(card["normalisation"]["mean"], dtype=torch.float32).view(-1, 1, 1)
     std = torch.tensor(card["normalisation"]["std"], dtype=torch.float32).view(-1, 1, 1)
     return (x - mean) / std
+
+
+BATCH_BYTES = 256 * 1024**2  # input images held at once by predict
 
 
 @torch.no_grad()
@@ -77,6 +77,8 @@ def predict(path: str | Path, images: Sequence[str | Path], batch_size: int = 25
     """The predicted class (and its softmax probability) of each image file."""
     card = load_card(path)
     model = model or load_model(path)
+    c, h, w = card["input_shape"]
+    batch_size = max(1, min(batch_size, BATCH_BYTES // (4 * c * h * w)))
     rows: list[dict[str, Any]] = []
     for start in range(0, len(images), batch_size):
         chunk = list(images[start:start + batch_size])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,103 +29,21 @@ from automl.core.genome import Genome
 from automl.core.pareto import Objective, as_minimisation, non_dominated
 from automl.store import claims
 from automl.store.heartbeat import GRACE_PERIOD, HEARTBEAT_INTERVAL, STOPPED, Heartbeat, fail_stale
+from automl.store.storage import (STUDY_DIR, artifact_location, default_storage, open_storage,  # noqa: F401
+                                  storage_errors)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
-STUDY_DIR = Path("studies")
 SETTINGS_ATTR = attrs.SETTINGS
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def check_study_name(name: str) -> str:
-    if not _STUDY_NAME.match(name or ""):
+    if not isinstance(name, str) or not _STUDY_NAME.match(name):
         raise StudyError(f"study name {name!r} must be letters, digits, '_', '.' or '-' (it names files)")
     return name
-
-
-def default_storage(study: str, directory: Path = STUDY_DIR) -> str:
-    return f"sqlite:///{directory / f'{study}.db'}"
-
-
-def default_artifacts(study: str, directory: Path = STUDY_DIR) -> Path:
-    return directory / f"{study}-artifacts"
-
-
-def _sqlite_path(url: str) -> Path | None:
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
-        return None if path in ("", ":memory:") else Path(path)
-    return None
-
-
-SQLITE_OPEN_ATTEMPTS = 5
-
-
-def open_storage(url: str, must_exist: bool = False, heartbeat: tuple[int, int] | None = None
-                 ) -> optuna.storages.BaseStorage:
-    """An Optuna storage for a URL; ``journal:///path`` selects a journal file.
-
-    With ``must_exist`` a missing SQLite or journal file is an error rather than created.
-    ``heartbeat`` = (interval, grace period) in seconds turns on Optuna's heartbeats for RDB
-    storages (:mod:`automl.store.heartbeat`).
-    """
-    if url == "memory":
-        return optuna.storages.InMemoryStorage()
-    if url.startswith("journal:///"):
-        path = Path(url[len("journal:///"):])  # like SQLite: relative, or absolute with ////
-        if must_exist and not path.exists():
-            raise StudyError(f"journal file {str(path)!r} does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    sqlite = _sqlite_path(url)
-    if sqlite is not None:
-        if must_exist and not sqlite.exists():
-            raise StudyError(f"no study database at {str(sqlite)!r}")
-        sqlite.parent.mkdir(parents=True, exist_ok=True)
-    if "://" not in url:
-        raise StudyError(f"storage {url!r} is not a URL (e.g. sqlite:///studies/demo.db, "
-                         "postgresql://user@host/db, journal:///path/file.log)")
-    # Processes opening one new SQLite file at once race to create its tables ("table studies
-    # already exists", a duplicate alembic version row); the schema is complete once the winner
-    # commits, so the losers try again.
-    attempts = SQLITE_OPEN_ATTEMPTS if sqlite is not None else 1
-    for attempt in range(1, attempts + 1):
-        try:
-            beats = {} if heartbeat is None else {"heartbeat_interval": heartbeat[0], "grace_period": heartbeat[1]}
-            storage = optuna.storages.RDBStorage(url, **beats)
-            if sqlite is not None:
-                _write_ahead_log(storage)
-            return storage
-        except Exception as error:  # sqlalchemy raises many kinds for bad URLs or servers
-            if attempt == attempts:
-                message = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise StudyError(f"cannot open storage {url!r}: {message}") from None
-            time.sleep(0.2 * attempt)
-
-
-def _write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
-    """SQLite in write-ahead-log mode with NORMAL sync: a commit costs no fsync (a trial's many
-    attribute writes took ~25 ms each), readers never block the writer (processes sharing the
-    study), and a killed process still loses nothing committed (only a power cut can drop the
-    last commits). The mode is stored in the database file."""
-    import sqlalchemy
-
-    def pragmas(connection, _record) -> None:
-        cursor = connection.cursor()
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        except Exception:  # a read-only database file: it stays readable in its own mode
-            pass
-        finally:
-            cursor.close()
-
-    sqlalchemy.event.listen(storage.engine, "connect", pragmas)
-    storage.engine.dispose()  # connections opened before the listener get the pragmas too
 
 
 class StudyStore:
@@ -144,10 +61,9 @@ class StudyStore:
         self._objectives: list[Objective] | None = None
         self.artifacts_dir = artifacts
         self._artifact_store = None
-        if artifacts is not None:
+        if artifacts is not None:  # the folder is made on the first upload: reading creates nothing
             from optuna.artifacts import FileSystemArtifactStore
 
-            artifacts.mkdir(parents=True, exist_ok=True)
             self._artifact_store = FileSystemArtifactStore(str(artifacts))
 
     # -- opening --------------------------------------------------------------------------
@@ -161,18 +77,20 @@ class StudyStore:
         check_study_name(name)
         url = storage or default_storage(name)
         backend = open_storage(url, heartbeat=heartbeat)
-        if name in {s.study_name for s in optuna.get_all_study_summaries(backend)}:
-            raise StudyError(f"study {name!r} already exists in {url}; add --resume to continue it "
-                             "or choose another --study")
-        study = optuna.create_study(storage=backend, study_name=name, sampler=sampler,
-                                    directions=[o.optuna_direction for o in objectives])
-        study.set_metric_names([o.name for o in objectives])
-        if artifacts is None and url != "memory":
-            artifacts = default_artifacts(name)
-        stored = dict(settings)
-        stored["objectives"] = [[o.name, o.direction] for o in objectives]
-        stored["artifacts"] = str(artifacts) if artifacts is not None else None
-        study.set_user_attr(SETTINGS_ATTR, json.loads(json.dumps(stored)))
+        with storage_errors(url):
+            if name in {s.study_name for s in optuna.get_all_study_summaries(backend)}:
+                raise StudyError(f"study {name!r} already exists in {url}; add --resume to continue it "
+                                 "or choose another --study")
+            study = optuna.create_study(storage=backend, study_name=name, sampler=sampler,
+                                        directions=[o.optuna_direction for o in objectives])
+            study.set_metric_names([o.name for o in objectives])
+            # beside a SQLite/journal file, else where the caller says: absolute, so any folder finds it
+            artifacts = (Path(artifacts).expanduser().resolve() if artifacts is not None
+                         else artifact_location(name, url))
+            stored = dict(settings)
+            stored["objectives"] = [[o.name, o.direction] for o in objectives]
+            stored["artifacts"] = str(artifacts) if artifacts is not None else None
+            study.set_user_attr(SETTINGS_ATTR, json.loads(json.dumps(stored)))
         return cls(study, artifacts, url, backend, heartbeat)
 
     @classmethod
@@ -183,13 +101,15 @@ class StudyStore:
         check_study_name(name)
         url = storage or default_storage(name)
         backend = open_storage(url, must_exist=True, heartbeat=heartbeat)
-        try:
-            study = optuna.load_study(study_name=name, storage=backend, sampler=sampler)
-        except KeyError:
-            raise StudyError(f"no study {name!r} in {url}") from None
-        settings = study.user_attrs.get(SETTINGS_ATTR, {})
-        artifacts = settings.get("artifacts")
-        return cls(study, Path(artifacts) if artifacts else None, url, backend, heartbeat)
+        with storage_errors(url):
+            try:
+                study = optuna.load_study(study_name=name, storage=backend, sampler=sampler)
+            except KeyError:
+                raise StudyError(f"no study {name!r} in {url}") from None
+            settings = study.user_attrs.get(SETTINGS_ATTR, {})
+        recorded = settings.get("artifacts") if isinstance(settings, dict) else None
+        return cls(study, artifact_location(name, url, recorded if isinstance(recorded, str) else None), url,
+                   backend, heartbeat)
 
     # -- what the study knows -------------------------------------------------------------
 
@@ -354,6 +274,8 @@ class StudyStore:
         from safetensors.torch import save_file
 
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
+        with storage_errors(self.url):
+            self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"trial-{trial.number}.safetensors"
             save_file(tensors, str(path))

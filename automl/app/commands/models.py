@@ -9,7 +9,6 @@ from typing import Optional
 import typer
 
 from automl.app.commands.console import err, out
-from automl.core.errors import AutomlError
 
 
 def export(
@@ -26,12 +25,12 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="Print the model cards as JSON only."),
 ) -> None:
     """Export Pareto-optimal models: safetensors + model card (with test accuracy), ONNX, torch.export."""
+    from automl.evaluate.devices import pick_device
     from automl.reporting.export import ExportProgress, RichExportProgress, export_study, parse_formats
     from automl.store.study import StudyStore
 
     formats = parse_formats(fmt)
-    if device not in ("auto", "cpu") and not device.startswith("cuda"):
-        raise AutomlError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N)")
+    pick_device(device)  # a misspelt or absent GPU is refused before anything is written
     store = StudyStore.open(study, storage)
     progress = ExportProgress() if quiet or as_json else RichExportProgress(err)
     cards = export_study(store, out_dir, trial, formats, retrain_epochs, device, progress)

@@ -23,6 +23,8 @@ def search(
     study: Optional[str] = typer.Option(None, help="Study name. (default: SPACE-DATASET-TIMESTAMP)"),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL (sqlite:///..., postgresql://..., "
                                           "journal:///FILE). (default: sqlite:///studies/STUDY.db)"),
+    artifacts: Optional[str] = typer.Option(None, help="Folder for trained weights, recorded in the study. "
+                                            "(default: beside a SQLite or journal file; needed for a server)"),
     population: Optional[int] = typer.Option(None, help=f"NSGA-II population size. (default: {D.population})"),
     generations: Optional[int] = typer.Option(None, help="Generations (budget = population x generations). "
                                               f"[default: {D.DEFAULT_GENERATIONS}]"),
@@ -59,7 +61,7 @@ def search(
 ) -> None:
     """Evolve architectures to the Pareto front of validation accuracy vs forward FLOPs."""
     flags = dict(space=space, dataset=dataset, data_root=data_root, download=download, study=study,
-                 storage=storage, population=population, generations=generations, budget=budget,
+                 storage=storage, artifacts=artifacts, population=population, generations=generations, budget=budget,
                  epochs=epochs, warm_epochs=warm_epochs,
                  warm_start=False if no_warm_start else None, batch_size=batch_size, lr=lr, seed=seed, strategy=strategy,
                  recipe=recipe, resume=resume,

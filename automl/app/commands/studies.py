@@ -15,10 +15,12 @@ from automl.core.errors import AutomlError
 def pareto(
     study: Optional[str] = typer.Option(None, help="Study name. (default: the newest study in studies/)"),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
-    png: Optional[Path] = typer.Option(None, help="Where to write the plot. (default: studies/STUDY-pareto.png)"),
+    png: Optional[Path] = typer.Option(None, help="Where to write the plot. (default: STUDY-pareto.png beside "
+                                       "the study's database)"),
     as_json: bool = typer.Option(False, "--json", help="Print the front as JSON."),
 ) -> None:
     """Print a study's Pareto front and plot all its trials with the front highlighted."""
+    from automl.store.storage import storage_file
     from automl.store.study import STUDY_DIR, StudyStore
     from automl.reporting.summary import front_rows, plot_front, print_front
 
@@ -30,7 +32,8 @@ def pareto(
             raise AutomlError("no study in studies/; name one with --study")
         study = databases[-1].stem
     store = StudyStore.open(study, storage)
-    path = plot_front(store, png or STUDY_DIR / f"{store.name}-pareto.png")
+    home = storage_file(store.url)  # the plot goes beside the study's file, wherever we run from
+    path = plot_front(store, png or (home.resolve().parent if home else STUDY_DIR) / f"{store.name}-pareto.png")
     if as_json:
         print(json.dumps({"study": store.name, "png": str(path), "front": front_rows(store)}, indent=2))
         return
@@ -73,14 +76,20 @@ def lineage(
 def dashboard(
     study: str = typer.Option(..., help="Study name."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 exposes it to the network)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; any but this machine's needs --allow-remote."),
     port: int = typer.Option(8080, help="Port to listen on (0: any free port)."),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Serve to the network (no login!), read-only."),
+    allow_writes: bool = typer.Option(False, "--allow-writes", help="With --allow-remote: let anyone who reaches "
+                                      "it change or delete the study and its weights."),
 ) -> None:
     """Open a study in optuna-dashboard (genes, FLOPs, weights, Pareto front) until Ctrl-C."""
     from automl.reporting.dashboard import Dashboard
     from automl.store.study import StudyStore
 
-    board = Dashboard(StudyStore.open(study, storage), host, port)
+    board = Dashboard(StudyStore.open(study, storage), host, port, allow_remote, allow_writes)
+    if board.remote:
+        err.print(f"warning: serving to the network on {host} without login, "
+                  + ("READ-WRITE: anyone reaching it can delete the study" if not board.read_only else "read-only"))
     print(f"optuna-dashboard for study {study!r}: {board.url}", flush=True)
     err.print("press Ctrl-C to stop")
     board.serve_forever()
