@@ -36,7 +36,9 @@ def _panel(axes, pairs: dict[str, Any], key: str, title: str, fmt: str, cmap: st
             if (i, j) in refused:
                 axes.text(j, i, "refused", ha="center", va="center", fontsize=6, color="grey")
             elif np.isfinite(values[i, j]):
-                axes.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=7)
+                r, g, b, _ = image.cmap(image.norm(values[i, j]))
+                ink = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"  # readable on any cell
+                axes.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=7, color=ink)
     axes.set_xticks(range(n), methods, rotation=60, ha="right", fontsize=7)
     axes.set_yticks(range(n), methods, fontsize=7)
     axes.set_title(title, fontsize=9)
