@@ -105,7 +105,7 @@ def bench_search(time_budget: float | None = 600.0, seeds: int = 1, epochs: floa
                 "max_flops": max_flops, "population": population}
     variants = [(s, None) for s in strategies] + ([(s, accelerate) for s in strategies] if accelerate else [])
     runs: dict[str, list[dict[str, Any]]] = {label(s, a): [] for s, a in variants}
-    warm_up(space, data, space.decode(np.zeros(len(space.genes()), dtype=int)))  # smallest genome: cheap
+    warm_up(space, data, space.decode(np.zeros(len(space.genes()), dtype=int)), min(epochs, 0.25))  # smallest genome
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
             rescored: dict[str, float] = {}

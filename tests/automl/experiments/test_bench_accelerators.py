@@ -33,7 +33,7 @@ def test_accelerator_benchmark_takes_options_combinations_and_averages_over_seed
 
     quarter, diverse = "subset:fraction=0.25", "subset:fraction=0.5,select=diverse"
     pair = diverse + "+approx"
-    result = bench_accelerators(candidates=3, epochs=0.5, max_flops=4e6, seeds=2, names=[quarter, diverse, pair])
+    result = bench_accelerators(candidates=3, epochs=0.25, max_flops=4e6, seeds=2, names=[quarter, diverse, pair])
     table = result["table"]
     assert set(table) == {quarter, diverse, pair}
     saved = {spec: row["theoretical_training_flops_saved"] for spec, row in table.items()}
