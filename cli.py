@@ -12,6 +12,7 @@ import typer
 
 from automl import __version__
 from automl.app.commands import bench, catalog, models, search, studies
+from automl.app.commands import ablate
 from automl.core.errors import AutomlError
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.command()(models.export)
 app.command()(models.predict)
 app.command()(catalog.spaces)
 app.command(name="accelerators")(catalog.list_accelerators)
+app.command()(ablate.ablate)
 bench_app.command("trainer")(bench.bench_trainer)
 bench_app.command("engine")(bench.bench_engine)
 bench_app.command("warmstart")(bench.bench_warmstart)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +63,32 @@ def hypervolume(points: np.ndarray, reference: Sequence[float]) -> float:
     if len(inside) == 0:
         return 0.0
     return float(HV(ref_point=reference)(inside))
+
+
+def normalise(values: Sequence[Sequence[float]], objectives: Sequence[Objective],
+              scales: Mapping[str, float] | None = None) -> np.ndarray:
+    """Objective values in minimisation form scaled to about [0, 1], so hypervolumes of
+    different runs, generations and studies compare: a maximised ``accuracy`` becomes
+    ``1 - accuracy``; every other objective is divided by ``scales[name]`` where given, else by
+    its largest absolute value among ``values``."""
+    points = as_minimisation(values, objectives)
+    for j, objective in enumerate(objectives):
+        if objective.name == "accuracy" and objective.direction == "max":
+            points[:, j] = 1.0 + points[:, j]  # -accuracy -> 1 - accuracy
+            continue
+        scale = (scales or {}).get(objective.name)
+        if scale is None:
+            scale = float(np.max(np.abs(points[:, j]))) if len(points) else 0.0
+        points[:, j] = points[:, j] / scale if scale > 0 else points[:, j]
+    return points
+
+
+def normalised_hypervolume(values: Sequence[Sequence[float]], objectives: Sequence[Objective],
+                           scales: Mapping[str, float] | None = None, reference: float = 1.0) -> float:
+    """Hypervolume of :func:`normalise`-d ``values`` up to ``reference`` on every axis."""
+    if len(values) == 0:
+        return 0.0
+    return hypervolume(normalise(values, objectives, scales), [reference] * len(objectives))
 
 
 def crowding(points: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.core.errors import AutomlError
-from automl.core.pareto import as_minimisation, hypervolume
+from automl.core.pareto import hypervolume, normalise
 from automl.store.study import StudyStore
 from automl.reporting.summary import front_rows, study_counts
 
@@ -44,15 +44,7 @@ def evaluated_trials(store: StudyStore) -> list[FrozenTrial]:
 
 def normalised_points(trials: list[FrozenTrial], store: StudyStore) -> np.ndarray:
     """Objective values in minimisation form scaled to about [0, 1] (see the module docstring)."""
-    objectives = store.objectives
-    points = as_minimisation([t.values for t in trials], objectives)
-    for j, objective in enumerate(objectives):
-        if objective.name == "accuracy" and objective.direction == "max":
-            points[:, j] = 1.0 + points[:, j]  # -accuracy -> 1 - accuracy
-        else:
-            scale = float(np.max(np.abs(points[:, j]))) if len(points) else 0.0
-            points[:, j] = points[:, j] / scale if scale > 0 else points[:, j]
-    return points
+    return normalise([t.values for t in trials], store.objectives)
 
 
 def hypervolume_by_generation(store: StudyStore) -> list[dict[str, Any]]:

@@ -11,6 +11,28 @@ from automl.app.commands.console import err, out
 from automl.core.errors import AutomlError
 from automl.app.config import parse_amount
 
+OUT_HELP = "Also write the result with its provenance (command, commit, versions, machine, date) as JSON here."
+
+
+def finish(result: dict, as_json: bool, out_file: Optional[str]) -> bool:
+    """Write ``--out`` (with provenance), print ``--json``; True when the JSON was printed
+    (the caller then prints no table)."""
+    if out_file:
+        from automl.experiments.results import write_result
+
+        written = write_result(out_file, result)
+        err.print(f"result written to {written}")
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    return as_json
+
+
+def candidate_tick(done: int, total: int, latest: dict) -> None:
+    """One progress line per candidate on stderr (so --json output stays clean)."""
+    plain = latest["none"]["seconds"]
+    err.print(f"candidate {done}/{total} ({latest['none']['mflops']:.1f} MFLOPs): " + ", ".join(
+        f"{name} {row['seconds'] / plain:.2f}x time, {100 * row['accuracy']:.1f}%" for name, row in latest.items()))
+
 
 def bench_trainer(
     genome: Optional[str] = typer.Option(None, help="Mobile genome to train. (default: a mid-size one)"),
@@ -19,17 +41,17 @@ def bench_trainer(
     batch_size: int = typer.Option(64, min=1, help="Batch size."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
     """Our trainer vs a bare PyTorch loop on the same model and data: samples/s ratio and MFU."""
-    from automl.experiments.bench import BENCH_GENOME, bench_trainer as run
+    from automl.experiments.trainer import BENCH_GENOME, bench_trainer as run
 
     def tick(done: int, total: int) -> None:
         err.print(f"round {done}/{total} done")  # stderr: --json output stays clean
 
     result = run(genome or BENCH_GENOME, epochs=epochs, rounds=rounds, batch_size=batch_size,
                  device=device, progress=tick)
-    if as_json:
-        print(json.dumps(result, indent=2))
+    if finish(result, as_json, out_file):
         return
     out.print(f"trainer {result['ours_samples_per_s']:.0f} samples/s, bare loop "
               f"{result['bare_samples_per_s']:.0f} samples/s: ratio {result['ratio']:.3f} "
@@ -44,18 +66,19 @@ def bench_engine(
                                    help="Comma-separated strategies to compare (nsga2-plain: without "
                                         "surrogate pre-selection)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
     """Search quality at equal budget on categorical problems (no training): hypervolume
     of nsga2 vs random search and Optuna's samplers, mean over seeds."""
-    from automl.experiments.bench import ENGINE_PROBLEMS, ENGINE_STRATEGIES, bench_engine as run
+    from automl.experiments.engine import STRATEGIES, bench_engine as run
+    from automl.experiments.problems import PROBLEMS
 
     chosen = [s.strip() for s in strategies.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in ENGINE_STRATEGIES]
+    unknown = [s for s in chosen if s not in STRATEGIES]
     if unknown:
-        raise AutomlError(f"unknown strategy {unknown[0]!r} (known: {', '.join(ENGINE_STRATEGIES)})")
-    result = run(budget=budget, seeds=seeds, strategies=chosen, problems=list(ENGINE_PROBLEMS))
-    if as_json:
-        print(json.dumps(result, indent=2))
+        raise AutomlError(f"unknown strategy {unknown[0]!r} (known: {', '.join(STRATEGIES)})")
+    result = run(budget=budget, seeds=seeds, strategies=chosen, problems=list(PROBLEMS))
+    if finish(result, as_json, out_file):
         return
     from rich.table import Table
 
@@ -75,18 +98,18 @@ def bench_warmstart(
     max_flops: Optional[str] = typer.Option("20M", help="Sample architectures up to this many FLOPs."),
     seed: int = typer.Option(0, help="Seed of the pairs."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
     """Net2Net warm starts vs training from scratch: epochs to reach the scratch accuracy,
     and whether warm-started accuracies rank children like scratch ones (Kendall tau)."""
-    from automl.experiments.bench import bench_warmstart as run
+    from automl.experiments.warmstart import bench_warmstart as run
 
     def tick(done: int, total: int) -> None:
         err.print(f"pair {done}/{total} done")  # stderr: --json output stays clean
 
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
     result = run(pairs=pairs, epochs=epochs, max_flops=limit, seed=seed, progress=tick)
-    if as_json:
-        print(json.dumps(result, indent=2))
+    if finish(result, as_json, out_file):
         return
     out.print(f"inherited children need {result['epochs_ratio_median']:.2f}x the epochs "
               f"({result['seconds_ratio_median']:.2f}x the seconds) of scratch children to reach their accuracy "
@@ -97,32 +120,50 @@ def bench_warmstart(
 
 
 def bench_search(
-    minutes: float = typer.Option(10.0, min=0.1, help="Wall-clock budget of each strategy, in minutes."),
+    minutes: Optional[float] = typer.Option(None, min=0.1, help="Wall-clock budget of each run, in minutes. "
+                                                                  "(default: 10 unless --evaluations is given)"),
+    evaluations: Optional[int] = typer.Option(None, min=1, help="Evaluations per run (with --minutes: whichever "
+                                                                "comes first). A budget that does not depend on "
+                                                                "the machine's speed."),
     seeds: int = typer.Option(1, min=1, help="Seeds per strategy."),
     epochs: float = typer.Option(1.0, min=0.1, help="Epochs per candidate trained from scratch."),
     max_flops: str = typer.Option("10M", help="Architectures up to this many FLOPs (keeps candidates quick)."),
     strategies: str = typer.Option(",".join(["nsga2-warm", "nsga2", "random", "optuna-nsga2", "optuna-tpe"]),
                                    help="Comma-separated strategies."),
+    accelerate: Optional[str] = typer.Option(None, help="Also run every strategy with these accelerators under the "
+                                                        "same budget; both runs' final fronts are re-scored by "
+                                                        "training their members plain for --epochs."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
-    """Strategies on the same wall-clock budget: final hypervolume and time to reach random
-    search's final hypervolume (nsga2-warm = nsga2 with Net2Net warm starts)."""
-    from automl.experiments.bench import SEARCH_STRATEGIES, bench_search as run
+    """Strategies on the same budget: final hypervolume and time to reach random search's
+    final hypervolume (nsga2-warm = nsga2 with Net2Net warm starts); with --accelerate, plain
+    against accelerated, fronts re-scored by plain training."""
+    import accelerators
+    from automl.experiments.search import SEARCH_STRATEGIES, bench_search as run
 
     chosen = [s.strip() for s in strategies.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SEARCH_STRATEGIES]
     if unknown:
         raise AutomlError(f"unknown strategy {unknown[0]!r} (known: {', '.join(SEARCH_STRATEGIES)})")
+    accelerators.parse(accelerate)  # refused before anything trains
+    if minutes is None and evaluations is None:
+        minutes = 10.0
 
     def tick(strategy: str, seed: int, row: dict) -> None:  # stderr: --json output stays clean
+        rescored = f", re-scored {row['rescored_hypervolume']:.4f}" if "rescored_hypervolume" in row else ""
         err.print(f"{strategy} seed {seed}: {row['evaluations']} evaluations, "
-                  f"hypervolume {row['final_hypervolume']:.4f}")
+                  f"hypervolume {row['final_hypervolume']:.4f}{rescored}")
 
-    result = run(time_budget=60 * minutes, seeds=seeds, epochs=epochs,
-                 max_flops=parse_amount(max_flops, "--max-flops"), strategies=chosen, progress=tick)
-    if as_json:
-        print(json.dumps(result, indent=2))
+    result = run(time_budget=60 * minutes if minutes is not None else None, evaluations=evaluations, seeds=seeds,
+                 epochs=epochs, max_flops=parse_amount(max_flops, "--max-flops"), strategies=chosen,
+                 accelerate=accelerate or None, progress=tick)
+    if finish(result, as_json, out_file):
         return
+    _print_search(result)
+
+
+def _print_search(result: dict) -> None:
 
     def seconds(times) -> str:
         return ", ".join("never" if t is None else f"{t:.0f} s" for t in times)
@@ -135,6 +176,10 @@ def bench_search(
                 ratios = ", ".join("-" if r is None else f"{r:.2f}x" for r in row[f"time_ratio_to_{reference}"])
                 line += f"  to {reference}'s final: {seconds(row[f'time_to_{reference}_final'])} ({ratios})"
         out.print(line)
+    for strategy, row in (result.get("accelerated") or {}).items():
+        pairs = ", ".join(f"{plain:.4f} vs {fast:.4f}" for plain, fast in row["rescored_hypervolume"])
+        out.print(f"{strategy}: re-scored front hypervolume plain vs + {result['accelerate']}: {pairs} "
+                  f"(mean gain {row['rescored_gain_mean']:+.4f})")
 
 
 def bench_accelerators(
@@ -142,35 +187,29 @@ def bench_accelerators(
     epochs: float = typer.Option(1.0, min=0.1, help="Epochs per run."),
     max_flops: Optional[str] = typer.Option("20M", help="Candidates up to this many FLOPs."),
     only: Optional[str] = typer.Option(
-        None, help="Comma-separated accelerators, options allowed (e.g. 'subset:select=diverse,rescale'); "
-                   "default: all registered."),
+        None, help="Comma-separated entries, options allowed, a+b trains both at once (e.g. "
+                   "'subset:select=diverse,rescale,fx16+sparsegrad'); default: all registered, each alone."),
     seeds: int = typer.Option(2, min=1, help="Seeds per candidate, plain and with each method; rankings compare "
                                              "mean accuracies (as many other plain seeds give the seed-noise "
                                              "ceiling)."),
     seed: int = typer.Option(0, help="Seed of candidates and training."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
     """Each accelerator alone vs none, same candidates and seeds: training-seconds ratio per
     candidate (one-off costs included), accuracy change, theoretical FLOPs saved, and how well
     the candidates' ranking is kept (Kendall tau, share of the Pareto front) against plain
     training, both averaged over seeds - next to what seed noise alone keeps."""
-    import accelerators
-    from automl.experiments.bench import bench_accelerators as run
+    from automl.experiments import combos
+    from automl.experiments.accelerators import bench_accelerators as run
 
-    specs = accelerators.split_spec(only) if only else None
+    specs = combos.split_entries(only) if only else None
     for spec in specs or []:
-        accelerators.parse(spec)
-
-    def tick(done: int, total: int, latest: dict) -> None:  # stderr: --json output stays clean
-        plain = latest["none"]["seconds"]
-        err.print(f"candidate {done}/{total} ({latest['none']['mflops']:.1f} MFLOPs): " + ", ".join(
-            f"{name} {row['seconds'] / plain:.2f}x time, {100 * row['accuracy']:.1f}%" for name, row in latest.items()))
-
+        combos.parse(spec)  # refused before anything trains
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
-    result = run(candidates=candidates, epochs=epochs, max_flops=limit, seed=seed, names=specs, progress=tick,
-                 seeds=seeds)
-    if as_json:
-        print(json.dumps(result, indent=2))
+    result = run(candidates=candidates, epochs=epochs, max_flops=limit, seed=seed, names=specs,
+                 progress=candidate_tick, seeds=seeds)
+    if finish(result, as_json, out_file):
         return
     from rich import box
     from rich.table import Table

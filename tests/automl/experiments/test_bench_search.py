@@ -1,0 +1,37 @@
+"""bench search on an evaluation budget: no wall-clock budget, so a loaded machine cannot
+make it fail; with --accelerate, fronts are re-scored by plain training."""
+
+import pytest
+
+from automl.core.errors import AutomlError
+from automl.experiments.search import bench_search
+
+
+def test_search_benchmark_runs_quick():
+    result = bench_search(time_budget=None, evaluations=5, epochs=0.2, max_flops=8e6, population=4,
+                          strategies=("nsga2-warm", "random"))
+    assert set(result["summary"]) == {"nsga2-warm", "random"}
+    assert result["summary"]["random"]["time_to_random_final"][0] is not None
+    for rows in result["runs"].values():
+        for row in rows:
+            assert row["evaluations"] == 5 and 0 < row["final_hypervolume"] <= 1
+            assert len(row["curve"]) == 5 and row["front"]
+            assert "rescored_hypervolume" not in row  # re-scoring only with accelerate
+
+
+def test_search_benchmark_needs_a_budget():
+    with pytest.raises(AutomlError, match="needs a budget"):
+        bench_search(time_budget=None, evaluations=None)
+
+
+def test_accelerated_search_is_rescored_by_plain_training():
+    """A plain run's front re-trained plain under the same seeds gives back its own
+    hypervolume (the re-scoring is faithful); the accelerated run is scored the same way."""
+    result = bench_search(time_budget=None, evaluations=3, epochs=0.2, max_flops=6e6, population=3,
+                          strategies=("random",), accelerate="subset")
+    plain, fast = result["runs"]["random"][0], result["runs"]["random + subset"][0]
+    assert plain["rescored_hypervolume"] == pytest.approx(plain["final_hypervolume"], abs=1e-6)
+    assert fast["evaluations"] == 3 and 0 < fast["rescored_hypervolume"] <= 1
+    row = result["accelerated"]["random"]
+    assert row["rescored_hypervolume"] == [[plain["rescored_hypervolume"], fast["rescored_hypervolume"]]]
+    assert row["rescored_gain_mean"] == pytest.approx(fast["rescored_hypervolume"] - plain["rescored_hypervolume"])
