@@ -17,9 +17,11 @@ def _instance(space: SearchSpace | type[SearchSpace]) -> SearchSpace:
 
 
 def _register_builtins() -> None:
+    from search_spaces.dvolver import DvolverSpace
     from search_spaces.mobile import MobileNormSpace, MobileSpace
+    from search_spaces.resnet import ResNetSpace
 
-    for space in (MobileSpace, MobileNormSpace):
+    for space in (MobileSpace, MobileNormSpace, DvolverSpace, ResNetSpace):
         if not registry.registered(space.name):
             register(space)
 
