@@ -34,7 +34,7 @@ KERNELS = {"sep3": 3, "sep5": 5, "sep7": 7, "avg3": 3, "max3": 3}
 CELLS = {"n": "normal", "r": "reduce"}
 NO_CAT = "-"
 CATS = [NO_CAT, *(str(i) for i in range(BLOCKS + 1))]
-CELLS_PER_STAGE = [1, 2, 3, 4, 6]
+CELLS_PER_STAGE = [1, 2, 3, 4]  # up to NASNet-A mobile's 4; Dvolver searched with 2
 FILTERS = [8, 12, 16, 24, 32, 44]
 REFERENCE_WIDTH = 32  # channels at which operation costs are compared
 

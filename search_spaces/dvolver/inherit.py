@@ -70,10 +70,8 @@ def inherit(child: NASNet, parent: NASNet, parent_genome: Genome, child_genome: 
     with torch.no_grad():
         stem = _copy_stem(child.stem, parent.stem, generator, noise)
         prev, prev_prev = stem, None
-        parent_out = {}  # parent cell index -> its output's channel count
         for i, (cell, source) in enumerate(zip(child.cells, sources)):
             old = parent.cells[source]
-            parent_out[i] = old.out_channels
             out = _copy_cell(cell, old, roles[child.roles[i]], prev, prev_prev, generator, noise)
             prev, prev_prev = out, prev
         net2net.copy_linear(child.classifier, parent.classifier, prev.map)
