@@ -24,6 +24,9 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks run side by side in one process, reported as ratios.",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+spaces_app = typer.Typer(help="List the registered search spaces; `show` describes one.",
+                         invoke_without_command=True)
+app.add_typer(spaces_app, name="spaces")
 
 app.command()(search.search)
 app.command()(studies.pareto)
@@ -32,7 +35,8 @@ app.command()(studies.dashboard)
 app.command()(studies.report)
 app.command()(models.export)
 app.command()(models.predict)
-app.command()(catalog.spaces)
+spaces_app.callback()(catalog.spaces)
+spaces_app.command("show")(catalog.show_space)
 app.command(name="accelerators")(catalog.list_accelerators)
 app.command()(ablate.ablate)
 bench_app.command("trainer")(bench.bench_trainer)

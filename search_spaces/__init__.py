@@ -3,7 +3,8 @@
 ``get(name)`` returns a space instance. Built-ins register on the first lookup, so
 ``import search_spaces`` imports no torch. Third-party spaces register through the
 ``automl.search_spaces`` entry-point group (the entry point names a SearchSpace subclass or
-instance) or with :func:`register`.
+instance), with :func:`register`, or by naming their object: ``get("pkg.module:obj")`` or
+``get("path/to/file.py:obj")``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ def _instance(space: SearchSpace | type[SearchSpace]) -> SearchSpace:
 
 
 def _register_builtins() -> None:
+    from search_spaces.dvolver import DvolverSpace
     from search_spaces.mobile import MobileNormSpace, MobileSpace
+    from search_spaces.resnet import ResNetSpace
 
-    for space in (MobileSpace, MobileNormSpace):
+    for space in (MobileSpace, MobileNormSpace, DvolverSpace, ResNetSpace):
         if not registry.registered(space.name):
             register(space)
 
@@ -32,9 +35,24 @@ def register(space: SearchSpace | type[SearchSpace]) -> SearchSpace:
     return registry.register(_instance(space))
 
 
+_loaded: dict[str, SearchSpace] = {}
+
+
 def get(name: str) -> SearchSpace:
-    """The registered space called ``name`` (a user-facing error if there is none)."""
-    return registry.get(name)
+    """The registered space called ``name`` (a user-facing error if there is none), or a user's
+    space named ``package.module:object`` / ``path/to/file.py:object``: loaded, checked against
+    the contract and registered (see :mod:`search_spaces.loader`). Every ``--space`` goes here."""
+    from search_spaces.loader import is_spec, load_space
+
+    if not is_spec(name):
+        return registry.get(name)
+    if name not in _loaded:
+        space = load_space(name)
+        registry.load_plugins()
+        if registry.registered(space.name) and isinstance(space, type(registry.get(space.name))):
+            space = registry.get(space.name)  # the module registered it itself
+        _loaded[name] = register(space)
+    return _loaded[name]
 
 
 def names() -> list[str]:

@@ -70,6 +70,11 @@ class SearchSpace(ABC):
         from scratch and records why."""
         raise CannotInherit(f"space {self.name!r} cannot warm-start children")
 
+    def presets(self) -> dict[str, str]:
+        """Named genomes (published architectures): name -> genome string. Wherever a genome
+        string of this space is accepted, a preset name is too (see :meth:`preset`)."""
+        return {}
+
     # -- shared behaviour -------------------------------------------------------------------
 
     @property
@@ -140,6 +145,14 @@ class SearchSpace(ABC):
                 raise InvalidGenomeError(f"space {self.name!r} has no gene {name!r}")
             values[name] = self._choice_from_text(name, raw.strip())
         return self.make(values)
+
+    def preset(self, name: str) -> Genome:
+        """The genome of the preset ``name``; a user-facing error lists the known ones."""
+        presets = self.presets()
+        if name not in presets:
+            known = ", ".join(sorted(presets)) or "none"
+            raise InvalidGenomeError(f"space {self.name!r} has no preset {name!r} (presets: {known})")
+        return self.parse(presets[name])
 
     def _choice_from_text(self, gene: str, raw: str) -> Any:
         for choice in self.genes()[gene]:

@@ -199,8 +199,10 @@ class MobileSpace(SearchSpace):
         moves: list[str] = []
 
         def note(what: str, old: int, new: int) -> None:
-            if new != old:
-                moves.append(f"{what} {'widen' if new > old else 'shrink'} {old}->{new}")
+            if new > old:
+                moves.append(f"{what} widen {old}->{new}")
+            elif new < old:
+                moves.append(net2net.lossy(f"{what} shrink {old}->{new}"))
 
         with torch.no_grad():
             stem = net2net.channel_map(parent_genome["stem"], child_genome["stem"],
@@ -215,12 +217,15 @@ class MobileSpace(SearchSpace):
                     net2net.importance(_scale(block.project) for block in old_stage), generator)
                 note(f"s{s} width", parent_genome[f"s{s}_width"], child_genome[f"s{s}_width"])
                 note(f"s{s} expand", parent_genome[f"s{s}_expand"], child_genome[f"s{s}_expand"])
-                if child_genome[f"s{s}_kernel"] != parent_genome[f"s{s}_kernel"]:
-                    moves.append(f"s{s} kernel {parent_genome[f's{s}_kernel']}->{child_genome[f's{s}_kernel']}")
+                old_kernel, new_kernel = parent_genome[f"s{s}_kernel"], child_genome[f"s{s}_kernel"]
+                if new_kernel != old_kernel:
+                    move = f"s{s} kernel {old_kernel}->{new_kernel}"
+                    moves.append(move if new_kernel > old_kernel else net2net.lossy(move))
                 sources = _block_sources(old_stage, len(new_stage))
-                if len(new_stage) != len(old_stage):
-                    moves.append(f"s{s} {'deepen' if len(new_stage) > len(old_stage) else 'drop blocks'} "
-                                 f"{len(old_stage)}->{len(new_stage)}")
+                if len(new_stage) > len(old_stage):
+                    moves.append(f"s{s} deepen {len(old_stage)}->{len(new_stage)}")
+                elif len(new_stage) < len(old_stage):
+                    moves.append(net2net.lossy(f"s{s} drop blocks {len(old_stage)}->{len(new_stage)}"))
                 for b, (source, block) in enumerate(zip(sources, new_stage)):
                     if source is None:  # Net2DeeperNet: a new block that adds exactly zero
                         net2net.make_identity(_scale(block.project))

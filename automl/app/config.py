@@ -75,7 +75,7 @@ class SearchSettings:
     def study_name(self) -> str:
         if self.study:
             return self.study
-        return f"{self.space}-{_slug(self.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return f"{_slug(self.space)}-{_slug(self.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def check(self) -> SearchSettings:
         """Every setting's type and range, before anything is loaded, created or stored."""

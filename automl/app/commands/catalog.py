@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 import typer
 
 from automl.app.commands.console import out
 
 
-def spaces(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List the registered search spaces."""
+def spaces(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List the registered search spaces (`automl spaces show SPACE` describes one)."""
+    if ctx.invoked_subcommand is not None:
+        return
     import search_spaces
 
     rows = [{"name": s.name, "genes": len(s.genes()), "architectures": s.size(), "description": s.description}
@@ -26,6 +29,41 @@ def spaces(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     for row in rows:
         table.add_row(row["name"], str(row["genes"]), f"{row['architectures']:.3g}", row["description"])
     out.print(table)
+
+
+def show_space(
+    space: str = typer.Argument(..., help="A registered space, or package.module:object / path/to/file.py:object."),
+    genome: Optional[str] = typer.Option(None, "--genome", help="A genome string or preset name: its FLOPs and params."),
+    input_shape: str = typer.Option("1,28,28", "--input", help="Input shape C,H,W for FLOPs and params."),
+    classes: int = typer.Option(10, "--classes", help="Number of classes of the classifier."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """A space's genes (choices, kind), size and presets; with --genome, its FLOPs and params."""
+    import search_spaces
+    from search_spaces.describe import describe, parse_shape
+
+    shape = parse_shape(input_shape)
+    result = describe(search_spaces.get(space), genome, shape, classes)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{result['space']}: {result['description']} ({result['size']:.3g} architectures)")
+    for column in ("gene", "kind", "choices"):
+        table.add_column(column)
+    for row in result["genes"]:
+        choices = ", ".join(map(str, row["choices"]))
+        if "costs" in row:
+            choices += "  (costs " + ", ".join(f"{c:g}" for c in row["costs"]) + ")"
+        table.add_row(row["gene"], row["kind"], choices)
+    out.print(table)
+    for name, text in result["presets"].items():
+        out.print(f"preset [bold]{name}[/bold]: {text}")
+    if "genome" in result:
+        g = result["genome"]
+        out.print(f"genome {g['string']}\n  at input {tuple(g['input'])}, {g['classes']} classes: "
+                  f"{g['mflops']:.1f} MFLOPs (forward, 2 per multiply-add), {g['params']:,} params")
 
 
 def list_accelerators(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
