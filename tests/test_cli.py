@@ -30,6 +30,24 @@ def test_help_explains_the_commands(capsys):
         assert command in out
     code, out, _ = run(capsys, "search", "--help")
     assert code == 0 and "--max-flops" in out and "default: mobile" in out
+    words = " ".join(out.replace("│", " ").split())  # rich wraps help text inside its box
+    assert "(default: 4)" in words and "(default: nsga2)" in words  # --generations, --strategy
+
+
+@pytest.mark.parametrize("args", [["--help"], ["search", "--help"], ["studies", "--help"]])
+def test_help_imports_no_torch(args):
+    """Help is printed without importing torch (seconds of start-up) or the other heavy libraries."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['automl', *{args!r}]\n"
+             "try:\n    runpy.run_path('cli.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('HEAVY', sorted(m for m in ('torch', 'optuna', 'pymoo', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=600)
+    assert "Usage" in result.stdout and result.stdout.splitlines()[-1] == "HEAVY []", result.stderr[-2000:]
 
 
 def test_spaces_lists_mobile(capsys):
