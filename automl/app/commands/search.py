@@ -95,7 +95,7 @@ def search(
     print_front(store, out)
     if not settings.quiet:
         for line in closing_lines(store, len(result.candidates), trained, settings.storage):
-            err.print(line)
+            err.print(line, markup=False, highlight=False)
 
 
 def _storage_flag(storage: str | None) -> str:
