@@ -199,3 +199,23 @@ def test_bench_accelerators_prints_its_table_and_the_seed_noise_ceiling(capsys):
     words = " ".join(out.split())  # rich folds long cells and lines to the terminal's width
     assert "subset:fr" in out and "seed noise alone (plain training under 1 other seed(s))" in words
     assert "candidate 2/2" in err  # progress on stderr, so --json output stays clean
+
+
+def test_studies_lists_each_study_and_the_newest_is_the_default(capsys, in_tmp):
+    import os
+    import time
+
+    _stored_study("older")
+    os.utime(in_tmp / "studies" / "older.db", (time.time() - 60, time.time() - 60))
+    _stored_study("newer")
+    code, out, _ = run(capsys, "studies", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["study"] for r in rows] == ["older", "newer"]
+    assert rows[1]["storage"] == "sqlite:///studies/newer.db" and rows[1]["trials"] == 1 and rows[1]["front"] == 1
+    code, out, _ = run(capsys, "studies")
+    assert code == 0 and "older" in out and "newer" in out
+    code, out, _ = run(capsys, "lineage", "--json")  # no --study: the newest, as for pareto/report/export
+    assert code == 0 and json.loads(out)["study"] == "newer"
+    code, _, err = run(capsys, "studies", "--storage", "sqlite:///nowhere.db")
+    assert code == 2 and "no study database" in err

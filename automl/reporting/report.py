@@ -198,6 +198,7 @@ def report_facts(store: StudyStore) -> dict[str, Any]:
         "hypervolume": hypervolume_by_generation(store),
         "accelerators": accelerator_facts(store),
         "warm_starts": warm_start_facts(store),
+        "warm_start_savings": warm_start_savings(store),
     }
 
 
@@ -293,12 +294,14 @@ def _tables(facts: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
                        "not time saved here."))
     warm = facts["warm_starts"]
     if warm:
+        moves = "Moves applied: " + (", ".join(f"{k} x{n}" for k, n in warm["moves"].items()) or "none")
+        note = " ".join(filter(None, [(facts.get("warm_start_savings") or {}).get("sentence"), moves]))
         tables.append(("Warm starts (Net2Net)", ["", "warm-started", "from scratch"],
                        [["trials", str(warm["warm_started"]), str(warm["from_scratch"])],
                         ["mean training seconds", _fmt(warm["mean_seconds_warm"], 3),
                          _fmt(warm["mean_seconds_scratch"], 3)],
                         ["mean epochs", _fmt(warm["mean_epochs_warm"], 3), _fmt(warm["mean_epochs_scratch"], 3)]],
-                       "Moves applied: " + (", ".join(f"{k} x{n}" for k, n in warm["moves"].items()) or "none")))
+                       note))
     return tables
 
 
