@@ -219,3 +219,13 @@ def test_studies_lists_each_study_and_the_newest_is_the_default(capsys, in_tmp):
     assert code == 0 and json.loads(out)["study"] == "newer"
     code, _, err = run(capsys, "studies", "--storage", "sqlite:///nowhere.db")
     assert code == 2 and "no study database" in err
+
+
+def test_accelerators_list_every_option_default_in_full(capsys):
+    code, out, _ = run(capsys, "accelerators", "--json")
+    rows = json.loads(out)
+    code, out, _ = run(capsys, "accelerators")
+    assert code == 0
+    for row in rows:
+        line = next(line for line in out.splitlines() if line.lstrip("│ ").startswith(f"{row['name']} "))
+        assert all(f"{key}={value}" in line for key, value in row["options"].items())  # nothing cut short
