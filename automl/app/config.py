@@ -51,10 +51,11 @@ class SearchSettings:
     quiet: bool = False
     json: bool = False
 
-    # Generation 1's children cross random parents and differ from both in more than a quarter
-    # of the genes, too far to warm-start; from generation 2 on, selection has narrowed the
-    # population and most children can inherit. Four generations of 6 cost about what two of 8
-    # trained from scratch did, and let over half the children inherit.
+    # Generation 1's children cross random parents and mostly differ from both in more than a
+    # quarter of the genes, too far to warm-start; from generation 2 on, selection has narrowed
+    # the population and many children can inherit. Two generations of 8 let 0-2 of 16
+    # evaluations inherit (engine with a stand-in evaluator, seeds 0-2); four of 6 let 6-10 of
+    # 24, at about the training cost of the 16 from scratch (tests/test_quickstart.py).
     DEFAULT_GENERATIONS = 4
 
     WARM_FRACTION = 0.3
