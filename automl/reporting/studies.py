@@ -7,6 +7,7 @@ Without ``--storage`` the studies are the SQLite files ``automl search`` leaves 
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ def newest_study(storage: str | None = None, directory: Path = STUDY_DIR) -> str
         summaries = _summaries(storage)
         if not summaries:
             raise StudyError(f"no study in {storage}; run `automl search --storage {storage}` first")
-        return max(summaries, key=lambda s: (s.datetime_start is not None, s.datetime_start or 0, s._study_id)).study_name
+        # latest first trial; studies without trials count as oldest, ties go to the later created
+        order = max(range(len(summaries)), key=lambda i: (summaries[i].datetime_start or datetime.min, i))
+        return summaries[order].study_name
     files = study_files(directory)
     if not files:
         raise StudyError(f"no study in {directory}/; run `automl search` first or name one with --study")
