@@ -11,8 +11,7 @@ from typing import Optional
 import typer
 
 from automl import __version__
-from automl.app.commands import bench, catalog, models, search, studies
-from automl.app.commands import ablate
+from automl.app.commands import ablate, bench, catalog, models, search, studies, studies_list
 from automl.core.errors import AutomlError
 
 app = typer.Typer(
@@ -30,6 +29,7 @@ app.add_typer(spaces_app, name="spaces")
 
 app.command()(search.search)
 app.command()(studies.pareto)
+app.command()(studies_list.studies)
 app.command()(studies.lineage)
 app.command()(studies.dashboard)
 app.command()(studies.report)

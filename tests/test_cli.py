@@ -30,6 +30,24 @@ def test_help_explains_the_commands(capsys):
         assert command in out
     code, out, _ = run(capsys, "search", "--help")
     assert code == 0 and "--max-flops" in out and "default: mobile" in out
+    words = " ".join(out.replace("│", " ").split())  # rich wraps help text inside its box
+    assert "(default: 4)" in words and "(default: nsga2)" in words  # --generations, --strategy
+
+
+@pytest.mark.parametrize("args", [["--help"], ["search", "--help"], ["studies", "--help"]])
+def test_help_imports_no_torch(args):
+    """Help is printed without importing torch (seconds of start-up) or the other heavy libraries."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['automl', *{args!r}]\n"
+             "try:\n    runpy.run_path('cli.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('HEAVY', sorted(m for m in ('torch', 'optuna', 'pymoo', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=600)
+    assert "Usage" in result.stdout and result.stdout.splitlines()[-1] == "HEAVY []", result.stderr[-2000:]
 
 
 def test_spaces_lists_mobile(capsys):
@@ -181,3 +199,33 @@ def test_bench_accelerators_prints_its_table_and_the_seed_noise_ceiling(capsys):
     words = " ".join(out.split())  # rich folds long cells and lines to the terminal's width
     assert "subset:fr" in out and "seed noise alone (plain training under 1 other seed(s))" in words
     assert "candidate 2/2" in err  # progress on stderr, so --json output stays clean
+
+
+def test_studies_lists_each_study_and_the_newest_is_the_default(capsys, in_tmp):
+    import os
+    import time
+
+    _stored_study("older")
+    os.utime(in_tmp / "studies" / "older.db", (time.time() - 60, time.time() - 60))
+    _stored_study("newer")
+    code, out, _ = run(capsys, "studies", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["study"] for r in rows] == ["older", "newer"]
+    assert rows[1]["storage"] == "sqlite:///studies/newer.db" and rows[1]["trials"] == 1 and rows[1]["front"] == 1
+    code, out, _ = run(capsys, "studies")
+    assert code == 0 and "older" in out and "newer" in out
+    code, out, _ = run(capsys, "lineage", "--json")  # no --study: the newest, as for pareto/report/export
+    assert code == 0 and json.loads(out)["study"] == "newer"
+    code, _, err = run(capsys, "studies", "--storage", "sqlite:///nowhere.db")
+    assert code == 2 and "no study database" in err
+
+
+def test_accelerators_list_every_option_default_in_full(capsys):
+    code, out, _ = run(capsys, "accelerators", "--json")
+    rows = json.loads(out)
+    code, out, _ = run(capsys, "accelerators")
+    assert code == 0
+    for row in rows:
+        line = next(line for line in out.splitlines() if line.lstrip("│ ").startswith(f"{row['name']} "))
+        assert all(f"{key}={value}" in line for key, value in row["options"].items())  # nothing cut short

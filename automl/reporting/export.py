@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -222,6 +223,14 @@ def _forward_arguments(model: nn.Module) -> list[str]:
     return [p for p in inspect.signature(model.forward).parameters]
 
 
+def _like_other_files(path: Path) -> None:
+    """Give a file the mode a plain ``open()`` gives (0644 under the usual umask): safetensors
+    writes its files 0600, which a deployment copying the folder to another user cannot read."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequence[str],
                  retrain_epochs: float | None, device: torch.device,
                  progress: ExportProgress) -> dict[str, Any]:
@@ -260,6 +269,7 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
     (folder / CARD).unlink(missing_ok=True)  # a card means a complete export: remove the old one first
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS), metadata={"format": "pt", "trial": str(trial.number)})
+    _like_other_files(folder / WEIGHTS)
     c, h, w = data.input_shape
     example = torch.zeros((2, c, h, w))
     files: dict[str, Any] = {"safetensors": {"file": WEIGHTS, "sha256": sha256_of(folder / WEIGHTS)}}

@@ -13,6 +13,7 @@ import networkx as nx
 from optuna.trial import TrialState
 from rich.tree import Tree
 
+from automl.reporting.figures import fit_title
 from automl.store.study import StudyStore
 
 
@@ -78,27 +79,62 @@ def tree(graph: nx.DiGraph, trial: int) -> Tree:
 
 def plot_lineage(graph: nx.DiGraph, path: str | Path, title: str) -> Path:
     """PNG: trials by generation, warm-start edges solid, crossover edges dashed, front in red."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(max(6, 1.2 * (1 + max((d["generation"] for _, d in graph.nodes(data=True)),
-                                                                 default=0))), 5), dpi=120)
-    if graph.number_of_nodes():
-        position = nx.multipartite_layout(graph, subset_key="generation")
-        colours = ["tab:red" if graph.nodes[n]["front"] else "tab:gray" for n in graph.nodes]
-        nx.draw_networkx_nodes(graph, position, node_color=colours, node_size=220, ax=axes)
-        nx.draw_networkx_labels(graph, position, font_size=7, ax=axes)
-        for kind, style in (("warm", "solid"), ("crossover", "dashed")):
-            edges = [(a, b) for a, b, d in graph.edges(data=True) if d["kind"] == kind]
-            nx.draw_networkx_edges(graph, position, edgelist=edges, style=style, arrows=True,
-                                   alpha=0.7 if kind == "warm" else 0.35, ax=axes)
-    axes.set_title(f"{title}: lineage (solid: warm start, dashed: crossover, red: Pareto front)", fontsize=9)
-    axes.axis("off")
-    figure.tight_layout()
+    figure = lineage_figure(graph, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def _node_text(graph: nx.DiGraph, trial: int) -> str:
+    node = graph.nodes[trial]
+    if node["accuracy"] is None:
+        return f"#{trial}\n{node['state'].lower()}"
+    mflops = f"\n{node['mflops']:.1f} MF" if node.get("mflops") is not None else ""
+    return f"#{trial}\n{node['accuracy']:.3f}{mflops}"
+
+
+def lineage_layout(graph: nx.DiGraph) -> dict[int, tuple[float, float]]:
+    """One column per generation (x = generation), trials stacked by number within it."""
+    columns: dict[int, list[int]] = {}
+    for trial, data in sorted(graph.nodes(data=True)):
+        columns.setdefault(int(data["generation"] or 0), []).append(trial)
+    return {trial: (float(generation), -float(row))
+            for generation, trials in columns.items() for row, trial in enumerate(trials)}
+
+
+def lineage_figure(graph: nx.DiGraph, title: str):
+    """The figure :func:`plot_lineage` saves: each node shows trial, accuracy and MFLOPs;
+    columns are labelled by generation; the title is wrapped to stay inside the figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    position = lineage_layout(graph)
+    generations = sorted({int(x) for x, _ in position.values()})
+    rows = max((-y for _, y in position.values()), default=0) + 1
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(generations) + 1), max(3.5, 0.9 * rows + 1.5)),
+                                dpi=120)
+    if graph.number_of_nodes():
+        colours = ["tab:red" if graph.nodes[n]["front"] else "lightgray" for n in graph.nodes]
+        for kind, style in (("warm", "solid"), ("crossover", "dashed")):
+            edges = [(a, b) for a, b, d in graph.edges(data=True) if d["kind"] == kind]
+            nx.draw_networkx_edges(graph, position, edgelist=edges, style=style, arrows=True, node_size=1400,
+                                   alpha=0.7 if kind == "warm" else 0.35, ax=axes)
+        nx.draw_networkx_nodes(graph, position, node_color=colours, node_size=1400, alpha=0.9, ax=axes)
+        nx.draw_networkx_labels(graph, position, labels={n: _node_text(graph, n) for n in graph.nodes},
+                                font_size=6, ax=axes)
+    axes.set_xticks(generations, [f"generation {g}" for g in generations], fontsize=8)
+    axes.set_yticks([])
+    axes.tick_params(axis="x", length=0, labelbottom=True)
+    for side in ("top", "right", "left", "bottom"):
+        axes.spines[side].set_visible(False)
+    axes.margins(x=0.25 if len(generations) < 3 else 0.12, y=0.2)
+    fit_title(figure, f"{title}: lineage (solid: warm start, dashed: crossover, red: Pareto front; "
+                      "node: trial, validation accuracy, MFLOPs)")
+    figure.tight_layout()
+    return figure

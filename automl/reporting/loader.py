@@ -82,9 +82,35 @@ def predict(path: str | Path, images: Sequence[str | Path], batch_size: int = 25
     rows: list[dict[str, Any]] = []
     for start in range(0, len(images), batch_size):
         chunk = list(images[start:start + batch_size])
-        probabilities = torch.softmax(model(torch.stack([read_image(p, card) for p in chunk])), dim=1)
+        inputs = [read_image(p, card) for p in chunk]
+        probabilities = torch.softmax(model(torch.stack(inputs)), dim=1)
         confidence, index = probabilities.max(dim=1)
-        for image, i, p in zip(chunk, index.tolist(), confidence.tolist()):
-            rows.append({"image": str(image), "class": card["class_names"][i], "index": i, "probability": p})
+        for image, x, i, p in zip(chunk, inputs, index.tolist(), confidence.tolist()):
+            rows.append({"image": str(image), "class": card["class_names"][i], "index": i, "probability": p,
+                         "warning": unlike_training(x, card)})
     return rows
+
+
+FAR_MEAN = 1.5  # in training standard deviations: the training data's mean is 0 after normalisation
+STD_RANGE = (0.2, 5.0)  # the training data's std is 1 after normalisation
+
+
+def unlike_training(x: torch.Tensor, card: dict[str, Any]) -> str | None:
+    """Why a normalised image looks unlike the training data, or None.
+
+    After the card's normalisation the training data has mean 0 and std 1; an image far
+    from that (inverted polarity, a blank or saturated picture) gets a confident answer that
+    means little. Polarity is named where the training data is clearly dark or light.
+    """
+    mean, std = float(x.mean()), float(x.std())
+    if abs(mean) <= FAR_MEAN and STD_RANGE[0] <= std <= STD_RANGE[1]:
+        return None
+    facts = f"mean {mean:+.1f} and std {std:.2f} after normalisation (training data: 0 and 1)"
+    raw = sum(card["normalisation"]["mean"]) / len(card["normalisation"]["mean"])
+    if abs(mean) > FAR_MEAN and (raw < 0.3 or raw > 0.7):
+        trained = "dark" if raw < 0.3 else "light"
+        if (mean > 0) == (trained == "dark"):
+            return f"{facts}: its background looks {'light' if trained == 'dark' else 'dark'} where the " \
+                   f"training images are {trained} (inverted polarity?)"
+    return facts
 

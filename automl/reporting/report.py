@@ -8,7 +8,7 @@ their parent's weights and what that cost against training from scratch).
 Hypervolume is computed on normalised objectives so that generations and studies compare:
 accuracy as ``1 - accuracy``, every other objective in minimisation form divided by its largest
 absolute value in the study; the reference point is 1.1 on every axis (so the most expensive
-trial still counts).
+trial still counts), and the volume is reported as a share of the box up to it (1 at most).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 from automl.core.errors import AutomlError
 from automl.core.pareto import hypervolume, normalise
 from automl.store.study import StudyStore
+from automl.reporting.figures import fit_title
 from automl.reporting.summary import front_rows, study_counts
 
 FORMATS = ("html", "md")
@@ -59,7 +60,8 @@ def hypervolume_by_generation(store: StudyStore) -> list[dict[str, Any]]:
         upto = generations <= generation
         rows.append({"generation": generation, "trials": int(upto.sum()),
                      "new_trials": int((generations == generation).sum()),
-                     "hypervolume": hypervolume(points[upto], [REFERENCE] * points.shape[1])})
+                     "hypervolume": hypervolume(points[upto], [REFERENCE] * points.shape[1])
+                     / REFERENCE ** points.shape[1]})  # a share of the reference box: at most 1
     return rows
 
 
@@ -117,6 +119,55 @@ def warm_start_facts(store: StudyStore) -> dict[str, Any] | None:
             "moves": dict(sorted(moves.items(), key=lambda kv: -kv[1]))}
 
 
+def warm_start_savings(store: StudyStore) -> dict[str, Any] | None:
+    """How many children (trials after generation 0) inherited weights, and the training
+    epochs and seconds that saved against the full ``--epochs`` each would have trained from
+    scratch. Seconds are estimated at each warm child's own measured seconds per epoch.
+    None when the study has no children or ran without warm starts."""
+    trials = evaluated_trials(store)
+    children = [t for t in trials if int(t.user_attrs.get("generation", 0) or 0) > 0]
+    full = store.settings.get("epochs")
+    if not children or store.settings.get("warm_start") is False or not isinstance(full, (int, float)):
+        return None
+    epochs_saved = seconds_saved = 0.0
+    warm = [t for t in trials if t.user_attrs.get("warm_start_from") is not None]
+    for trial in warm:
+        epochs, seconds = trial.user_attrs.get("epochs"), trial.user_attrs.get("seconds")
+        if isinstance(epochs, (int, float)) and epochs > 0 and full > epochs:
+            epochs_saved += full - epochs
+            if isinstance(seconds, (int, float)):
+                seconds_saved += seconds / epochs * (full - epochs)
+    sentence = (f"Warm starts (Net2Net): {len(warm)} of {len(children)} children inherited a trained parent's "
+                f"weights and trained {_fmt(statistics.fmean(t.user_attrs.get('epochs', full) for t in warm), 3)} "
+                f"instead of {_fmt(float(full), 3)} epoch(s): {epochs_saved:.1f} epochs and about "
+                f"{seconds_saved:.0f} s of training saved." if warm else
+                f"Warm starts (Net2Net): none of the {len(children)} children was within a quarter of the "
+                "genes of a trained parent, so all trained from scratch.")
+    return {"children": len(children), "warm_started": len(warm), "epochs_saved": epochs_saved,
+            "seconds_saved": seconds_saved, "sentence": sentence}
+
+
+UNSET = {"accelerate": "none", "max_flops": "no limit", "max_params": "no limit", "warm_epochs": "default"}
+
+
+def shown_settings(settings: dict[str, Any], trials: list[FrozenTrial]) -> dict[str, Any]:
+    """The study's settings as a reader needs them: the device the trials really ran on
+    (not ``auto``), the warm-start epochs really used, and words for options left unset."""
+    shown = {k: settings[k] for k in SETTINGS_SHOWN if k in settings}
+    for key, words in UNSET.items():
+        if key in shown and shown[key] in (None, ""):
+            shown[key] = words
+    devices = sorted({str(t.user_attrs["device"]) for t in trials if t.user_attrs.get("device")})
+    if devices:
+        used = ", ".join(devices)
+        shown["device"] = used if shown.get("device") in (None, *devices) else f"{shown['device']} (used: {used})"
+    warm = sorted({round(float(t.user_attrs["epochs"]), 3) for t in trials
+                   if t.user_attrs.get("warm_start_from") is not None and isinstance(t.user_attrs.get("epochs"), (int, float))})
+    if warm and shown.get("warm_epochs") == UNSET["warm_epochs"]:
+        shown["warm_epochs"] = f"{', '.join(f'{e:g}' for e in warm)} (default)"
+    return shown
+
+
 def report_facts(store: StudyStore) -> dict[str, Any]:
     """Everything the page shows, as plain data (also what ``--json`` prints)."""
     trials = evaluated_trials(store)
@@ -130,7 +181,7 @@ def report_facts(store: StudyStore) -> dict[str, Any]:
     data = settings.get("data") or {}
     return {
         "study": store.name, "storage": store.url,
-        "settings": {k: settings[k] for k in SETTINGS_SHOWN if k in settings},
+        "settings": shown_settings(settings, trials),
         "data": {k: data[k] for k in ("dataset", "input_shape", "num_classes", "train", "val", "test") if k in data},
         "objectives": [[o.name, o.direction] for o in store.objectives],
         "counts": study_counts(store), "evaluated": len(trials),
@@ -139,6 +190,7 @@ def report_facts(store: StudyStore) -> dict[str, Any]:
         "hypervolume": hypervolume_by_generation(store),
         "accelerators": accelerator_facts(store),
         "warm_starts": warm_start_facts(store),
+        "warm_start_savings": warm_start_savings(store),
     }
 
 
@@ -155,9 +207,8 @@ def _pareto_png(store: StudyStore) -> bytes | None:
         return plot_front(store, Path(tmp) / "pareto.png").read_bytes()
 
 
-def _hypervolume_png(rows: list[dict[str, Any]], title: str) -> bytes | None:
-    if not rows:
-        return None
+def hypervolume_figure(rows: list[dict[str, Any]], title: str):
+    """Hypervolume (share of the reference box, 0-1) after each generation."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,10 +218,19 @@ def _hypervolume_png(rows: list[dict[str, Any]], title: str) -> bytes | None:
     axes.plot([r["generation"] for r in rows], [r["hypervolume"] for r in rows], "o-", color="tab:blue")
     axes.set_xlabel("generation")
     axes.set_ylabel("hypervolume (normalised)")
-    axes.set_title(f"study {title}: hypervolume of all trials up to each generation", fontsize=9)
+    fit_title(figure, f"study {title}: hypervolume of all trials up to each generation")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
     figure.tight_layout()
+    return figure
+
+
+def _hypervolume_png(rows: list[dict[str, Any]], title: str) -> bytes | None:
+    if not rows:
+        return None
+    import matplotlib.pyplot as plt
+
+    figure = hypervolume_figure(rows, title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)
@@ -188,7 +248,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
         return f"{value:.{digits}g}"
     if isinstance(value, (list, tuple)):
         return ", ".join(_fmt(v, digits) for v in value) or "-"
-    return str(value)
+    return str(value) or "-"
 
 
 def _tables(facts: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
@@ -216,7 +276,7 @@ def _tables(facts: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
                        [[str(r["generation"]), str(r["new_trials"]), str(r["trials"]), f"{r['hypervolume']:.4f}"]
                         for r in facts["hypervolume"]],
                        f"Objectives normalised (1 - accuracy; others / their largest value); reference "
-                       f"{REFERENCE} on each axis."))
+                       f"{REFERENCE} on each axis; hypervolume as a share of the box up to it (1 at most)."))
     if facts["accelerators"]:
         tables.append(("Accelerators", ["accelerator", "kind", "trials", "mean of what it reported"],
                        [[r["accelerator"], r["kind"], str(r["trials"]),
@@ -226,12 +286,14 @@ def _tables(facts: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
                        "not time saved here."))
     warm = facts["warm_starts"]
     if warm:
+        moves = "Moves applied: " + (", ".join(f"{k} x{n}" for k, n in warm["moves"].items()) or "none")
+        note = " ".join(filter(None, [(facts.get("warm_start_savings") or {}).get("sentence"), moves]))
         tables.append(("Warm starts (Net2Net)", ["", "warm-started", "from scratch"],
                        [["trials", str(warm["warm_started"]), str(warm["from_scratch"])],
                         ["mean training seconds", _fmt(warm["mean_seconds_warm"], 3),
                          _fmt(warm["mean_seconds_scratch"], 3)],
                         ["mean epochs", _fmt(warm["mean_epochs_warm"], 3), _fmt(warm["mean_epochs_scratch"], 3)]],
-                       "Moves applied: " + (", ".join(f"{k} x{n}" for k, n in warm["moves"].items()) or "none")))
+                       note))
     return tables
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
-from rich.table import Table
 
+from automl.reporting.figures import fit_title, readable_log_axis
+from automl.reporting.tables import show_table
 from automl.store.study import StudyStore
 
 
@@ -34,29 +35,36 @@ def study_counts(store: StudyStore) -> dict[str, int]:
 
 
 def print_front(store: StudyStore, console: Console) -> None:
+    """The Pareto table (one record per line where the console is too narrow for it)."""
     rows = front_rows(store)
     counts = ", ".join(f"{n} {state}" for state, n in study_counts(store).items()) or "no trials"
-    table = Table(title=f"Pareto front of study {store.name!r} ({counts})")
-    table.add_column("trial", justify="right")
-    table.add_column("genome", overflow="fold", min_width=24)
     names = [o.name for o in store.objectives]
-    for name in names:
-        table.add_column("MFLOPs" if name == "flops" else name, justify="right")
-    table.add_column("params", justify="right")
-    table.add_column("seconds", justify="right")
+    header = ["trial", "genome", *("MFLOPs" if name == "flops" else name for name in names), "params", "seconds"]
+    cells = []
     for row in rows:
-        cells = [str(row["trial"]), row["genome"]]
-        for name in names:
-            value = row[name]
-            cells.append(f"{value / 1e6:.2f}" if name == "flops" else f"{value:.4f}")
-        cells.append(f"{row['params']:,}" if "params" in row else "-")
-        cells.append(f"{row['seconds']:.1f}" if "seconds" in row else "-")
-        table.add_row(*cells)
-    console.print(table)
+        line = [str(row["trial"]), row["genome"]]
+        line += [f"{row[name] / 1e6:.2f}" if name == "flops" else f"{row[name]:.4f}" for name in names]
+        line.append(f"{row['params']:,}" if "params" in row else "-")
+        line.append(f"{row['seconds']:.1f}" if "seconds" in row else "-")
+        cells.append(line)
+    show_table(console, f"Pareto front of study {store.name!r} ({counts})", header, cells,
+               right=[h for h in header if h != "genome"])
 
 
 def plot_front(store: StudyStore, path: str | Path) -> Path:
     """PNG of every COMPLETE trial (objective 2 vs objective 1) with the front highlighted."""
+    import matplotlib.pyplot as plt
+
+    figure = front_figure(store)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def front_figure(store: StudyStore):
+    """The matplotlib figure :func:`plot_front` saves (tests read its ticks and title)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +82,8 @@ def plot_front(store: StudyStore, path: str | Path) -> Path:
     trials = store.trials((TrialState.COMPLETE,))
     front = store.pareto()
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
-    axes.scatter([scaled(t, 1) for t in trials], [scaled(t, 0) for t in trials], s=18, alpha=0.5,
+    xs = [scaled(t, 1) for t in trials]
+    axes.scatter(xs, [scaled(t, 0) for t in trials], s=18, alpha=0.5,
                  color="tab:gray", label=f"all trials ({len(trials)})")
     axes.plot([scaled(t, 1) for t in front], [scaled(t, 0) for t in front], "o-", color="tab:red",
               drawstyle="steps-post" if objectives[0].direction == "max" else "default",
@@ -83,7 +92,9 @@ def plot_front(store: StudyStore, path: str | Path) -> Path:
     if pruned:
         names = [o.name for o in objectives]
         partial = [[t.user_attrs["partial_values"][n] for n in names] for t in pruned]
-        axes.scatter([v[1] / 1e6 if x_name == "flops" else v[1] for v in partial], [v[0] for v in partial],
+        partial_x = [v[1] / 1e6 if x_name == "flops" else v[1] for v in partial]
+        xs += partial_x
+        axes.scatter(partial_x, [v[0] for v in partial],
                      s=18, marker="x", color="tab:blue", alpha=0.6,
                      label=f"stopped early, partial accuracy ({len(pruned)})")
     for trial in front:
@@ -91,18 +102,10 @@ def plot_front(store: StudyStore, path: str | Path) -> Path:
                       textcoords="offset points", xytext=(3, -9))
     axes.set_xlabel("MFLOPs (forward, one sample)" if x_name == "flops" else x_name)
     axes.set_ylabel(f"validation {y_name}" if y_name == "accuracy" else y_name)
-    if x_name == "flops" and trials:
-        from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-        axes.set_xscale("log")
-        axes.xaxis.set_major_formatter(ScalarFormatter())
-        axes.xaxis.set_minor_formatter(NullFormatter())
-    axes.set_title(f"study {store.name}")
+    if x_name == "flops" and xs:
+        readable_log_axis(axes.xaxis, min(xs), max(xs))
+    fit_title(figure, f"study {store.name}: all trials and the Pareto front")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return figure

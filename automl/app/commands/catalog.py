@@ -21,14 +21,11 @@ def spaces(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
+    from automl.reporting.tables import show_table
 
-    table = Table(title="search spaces")
-    for column in ("name", "genes", "architectures", "description"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["name"], str(row["genes"]), f"{row['architectures']:.3g}", row["description"])
-    out.print(table)
+    show_table(out, "search spaces", ["name", "genes", "architectures", "description"],
+               [[r["name"], str(r["genes"]), f"{r['architectures']:.3g}", r["description"]] for r in rows],
+               right=["genes", "architectures"])
 
 
 def show_space(
@@ -79,12 +76,9 @@ def list_accelerators(as_json: bool = typer.Option(False, "--json", help="Print 
     if not rows:
         out.print("no accelerators registered")
         return
-    from rich.table import Table
+    from automl.reporting.tables import show_table
 
-    table = Table(title="accelerators (kind: what it saves)")
-    for column in ("name", "kind", "summary", "options", "paper"):
-        table.add_column(column)
-    for row in rows:
-        options = ", ".join(f"{k}={v}" for k, v in row["options"].items())
-        table.add_row(row["name"], row["kind"], row["summary"], options, row["paper"])
-    out.print(table)
+    # options in full: a default cut short is the one number a user came for
+    show_table(out, "accelerators (kind: what it saves)", ["name", "kind", "summary", "options", "paper"],
+               [[r["name"], r["kind"], r["summary"], ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "-",
+                 r["paper"]] for r in rows])

@@ -8,11 +8,11 @@ from typing import Optional
 
 import typer
 
-from automl.app.commands.console import err, out
+from automl.app.commands.console import STUDY_HELP, err, out
 
 
 def export(
-    study: str = typer.Option(..., help="Study name."),
+    study: Optional[str] = typer.Option(None, help=STUDY_HELP),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
     out_dir: Path = typer.Option(..., "--out", help="Folder to export into (one trial-N sub-folder per model)."),
     trial: Optional[list[int]] = typer.Option(None, help="Trial(s) to export. (default: the Pareto front)"),
@@ -27,11 +27,12 @@ def export(
     """Export Pareto-optimal models: safetensors + model card (with test accuracy), ONNX, torch.export."""
     from automl.evaluate.devices import pick_device
     from automl.reporting.export import ExportProgress, RichExportProgress, export_study, parse_formats
+    from automl.reporting.studies import resolve_study
     from automl.store.study import StudyStore
 
     formats = parse_formats(fmt)
     pick_device(device)  # a misspelt or absent GPU is refused before anything is written
-    store = StudyStore.open(study, storage)
+    store = StudyStore.open(resolve_study(study, storage), storage)
     progress = ExportProgress() if quiet or as_json else RichExportProgress(err)
     cards = export_study(store, out_dir, trial, formats, retrain_epochs, device, progress)
     if as_json:
@@ -41,17 +42,15 @@ def export(
         for card in cards:
             print(card["folder"])
         return
-    from rich.table import Table
+    from automl.reporting.tables import show_table
 
-    table = Table(title=f"exported from study {store.name!r}")
-    for column in ("trial", "genome", "validation", "test", "MFLOPs", "weights"):
-        table.add_column(column, overflow="fold", min_width=24 if column == "genome" else None)
-    table.add_column("folder", no_wrap=True)
-    for card in cards:
-        validation = card["validation_accuracy"]
-        table.add_row(str(card["trial"]), card["genome"], "-" if validation is None else f"{validation:.4f}",
-                      f"{card['test_accuracy']:.4f}", f"{card['mflops']:.2f}", card["weights"], card["folder"])
-    out.print(table)
+    header = ["trial", "genome", "validation", "test", "MFLOPs", "weights", "folder"]
+    rows = [[str(card["trial"]), card["genome"],
+             "-" if card["validation_accuracy"] is None else f"{card['validation_accuracy']:.4f}",
+             f"{card['test_accuracy']:.4f}", f"{card['mflops']:.2f}", card["weights"], card["folder"]]
+            for card in cards]
+    show_table(out, f"exported from study {store.name!r}", header, rows,
+               right=["trial", "validation", "test", "MFLOPs"])
 
 
 def predict(
@@ -63,6 +62,11 @@ def predict(
     from automl.reporting.loader import predict as run
 
     rows = run(model, images)
+    odd = [row for row in rows if row["warning"]]
+    if odd:
+        more = f" (and {len(odd) - 1} more)" if len(odd) > 1 else ""
+        err.print(f"automl: warning: {odd[0]['image']} looks unlike the model's training data{more}: "
+                  f"{odd[0]['warning']}; see the card's input_shape and normalisation", markup=False)
     if as_json:
         print(json.dumps(rows, indent=2))
         return

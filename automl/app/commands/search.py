@@ -27,7 +27,7 @@ def search(
                                             "(default: beside a SQLite or journal file; needed for a server)"),
     population: Optional[int] = typer.Option(None, help=f"NSGA-II population size. (default: {D.population})"),
     generations: Optional[int] = typer.Option(None, help="Generations (budget = population x generations). "
-                                              f"[default: {D.DEFAULT_GENERATIONS}]"),
+                                              f"(default: {D.DEFAULT_GENERATIONS})"),
     budget: Optional[int] = typer.Option(None, help="Number of evaluations (instead of --generations)."),
     epochs: Optional[float] = typer.Option(None, help=f"Training epochs per candidate (may be fractional). "
                                            f"(default: {D.epochs:g})"),
@@ -39,10 +39,10 @@ def search(
     lr: Optional[float] = typer.Option(None, help=f"Peak learning rate (one-cycle). (default: {D.lr})"),
     seed: Optional[int] = typer.Option(None, help=f"Seed: same seed, same genomes. (default: {D.seed})"),
     strategy: Optional[str] = typer.Option(None, help="nsga2, random, optuna-nsga2 or optuna-tpe. "
-                                           f"[default: {D.strategy}]"),
+                                           f"(default: {D.strategy})"),
     recipe: Optional[str] = typer.Option(None, help="nsga2 (ours, Dvolver-inspired) or dvolver (Dvolver's "
                                          "reference recipe: population 32, no surrogate). "
-                                         f"[default: {D.recipe}]"),
+                                         f"(default: {D.recipe})"),
     resume: Optional[bool] = typer.Option(None, "--resume", help="Continue --study after a crash or Ctrl-C; "
                                           "completed trials are reused, never retrained."),
     preselect: Optional[int] = typer.Option(None, help="nsga2 proposes this many children per child it "
@@ -56,8 +56,8 @@ def search(
                                              "(see `automl accelerators`)."),
     device: Optional[str] = typer.Option(None, help=f"auto, cpu or cuda[:N]. (default: {D.device})"),
     config: Optional[Path] = typer.Option(None, help="TOML study config; flags override it."),
-    quiet: Optional[bool] = typer.Option(None, "--quiet", "-q", help="No progress bars; print the front only."),
-    as_json: Optional[bool] = typer.Option(None, "--json", help="Print the result as JSON only."),
+    quiet: Optional[bool] = typer.Option(None, "--quiet", "-q", help="No progress; print the front only."),
+    as_json: Optional[bool] = typer.Option(None, "--json", help="Print the result as JSON (progress lines go to stderr)."),
 ) -> None:
     """Evolve architectures to the Pareto front of validation accuracy vs forward FLOPs."""
     flags = dict(space=space, dataset=dataset, data_root=data_root, download=download, study=study,
@@ -73,20 +73,21 @@ def search(
     settings = merge(file_values, flags)
     explicit = {k for k, v in flags.items() if v is not None} | set(file_values)
 
-    from automl.app.progress import RichProgress, SilentProgress
+    from automl.app.progress import choose_progress
     from automl.app.runner import run_search, validate_names
 
     validate_names(settings)
     if not settings.resume and not settings.study:
         settings.study = settings.study_name()
+    from automl.reporting.report import warm_start_savings
     from automl.reporting.summary import front_rows, print_front
 
-    progress = SilentProgress() if settings.quiet or settings.json else RichProgress(err)
+    progress = choose_progress(err, settings.quiet, settings.json)
     try:
         result = run_search(settings, explicit, progress)
     except KeyboardInterrupt:
         name = settings.study or "STUDY"
-        err.print(f"interrupted; continue with: automl search --study {name} --resume")
+        err.print(f"interrupted; continue with: automl search --study {name}{_storage_flag(settings.storage)} --resume")
         raise typer.Exit(130) from None
     store = result.store
     trained = sum(1 for c in result.candidates if not c.reused)
@@ -94,9 +95,29 @@ def search(
         print(json.dumps({"study": store.name, "storage": store.url,
                           "evaluated": len(result.candidates), "trained": trained,
                           "failed": sum(1 for c in result.candidates if c.failed),
+                          "warm_starts": warm_start_savings(store),
                           "front": front_rows(store)}, indent=2, default=str))
         return
     print_front(store, out)
     if not settings.quiet:
-        err.print(f"{len(result.candidates)} evaluations ({trained} trained now) in study {store.name!r} "
-                  f"({store.url}). Plot: automl pareto --study {store.name}")
+        for line in closing_lines(store, len(result.candidates), trained, settings.storage):
+            err.print(line, markup=False, highlight=False)
+
+
+def _storage_flag(storage: str | None) -> str:
+    """`` --storage URL`` when the search was given one: a hint without it opens no study."""
+    return f" --storage {storage}" if storage else ""
+
+
+def closing_lines(store, evaluated: int, trained: int, storage: str | None) -> list[str]:
+    """What a search ends with: what it did, what warm starts saved, and how to look further."""
+    from automl.reporting.report import warm_start_savings
+
+    lines = [f"{evaluated} evaluations ({trained} trained now) in study {store.name!r} ({store.url})."]
+    warm = warm_start_savings(store)
+    if warm is not None:
+        lines.append(warm["sentence"])
+    flags = f"--study {store.name}{_storage_flag(storage)}"
+    lines.append(f"Next: automl pareto {flags} (plot), automl report {flags} --out report, "
+                 f"automl export {flags} --out exported")
+    return lines

@@ -8,30 +8,24 @@ from typing import Optional
 
 import typer
 
-from automl.app.commands.console import err, out
+from automl.app.commands.console import STUDY_HELP, err, out
 from automl.core.errors import AutomlError
 
 
 def pareto(
-    study: Optional[str] = typer.Option(None, help="Study name. (default: the newest study in studies/)"),
+    study: Optional[str] = typer.Option(None, help=STUDY_HELP),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
     png: Optional[Path] = typer.Option(None, help="Where to write the plot. (default: STUDY-pareto.png beside "
                                        "the study's database)"),
     as_json: bool = typer.Option(False, "--json", help="Print the front as JSON."),
 ) -> None:
     """Print a study's Pareto front and plot all its trials with the front highlighted."""
+    from automl.reporting.studies import resolve_study
     from automl.store.storage import storage_file
-    from automl.store.study import STUDY_DIR, StudyStore
     from automl.reporting.summary import front_rows, plot_front, print_front
+    from automl.store.study import STUDY_DIR, StudyStore
 
-    if study is None:
-        if storage is not None:
-            raise AutomlError("with --storage, name the study with --study")
-        databases = sorted(STUDY_DIR.glob("*.db"), key=lambda p: p.stat().st_mtime)
-        if not databases:
-            raise AutomlError("no study in studies/; name one with --study")
-        study = databases[-1].stem
-    store = StudyStore.open(study, storage)
+    store = StudyStore.open(resolve_study(study, storage), storage)
     home = storage_file(store.url)  # the plot goes beside the study's file, wherever we run from
     path = plot_front(store, png or (home.resolve().parent if home else STUDY_DIR) / f"{store.name}-pareto.png")
     if as_json:
@@ -42,7 +36,7 @@ def pareto(
 
 
 def lineage(
-    study: str = typer.Option(..., help="Study name."),
+    study: Optional[str] = typer.Option(None, help=STUDY_HELP),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
     trial: Optional[list[int]] = typer.Option(None, help="Trial(s) whose ancestry to show. (default: the Pareto front)"),
     png: Optional[Path] = typer.Option(None, help="Also draw the ancestry graph to this PNG."),
@@ -50,14 +44,15 @@ def lineage(
 ) -> None:
     """The ancestry of a trial or of the whole Pareto front: warm starts and crossover parents."""
     from automl.reporting.lineage import ancestry, lineage_graph, plot_lineage, tree
+    from automl.reporting.studies import resolve_study
     from automl.store.study import StudyStore
 
-    store = StudyStore.open(study, storage)
+    store = StudyStore.open(resolve_study(study, storage), storage)
     graph = lineage_graph(store)
     roots = list(trial) if trial else [t.number for t in store.pareto()]
     missing = [n for n in roots if n not in graph]
     if missing:
-        raise AutomlError(f"study {study!r} has no finished trial {missing[0]}")
+        raise AutomlError(f"study {store.name!r} has no finished trial {missing[0]}")
     sub = ancestry(graph, roots)
     if png is not None:
         plot_lineage(sub, png, store.name)
@@ -97,7 +92,7 @@ def dashboard(
 
 
 def report(
-    study: str = typer.Option(..., help="Study name."),
+    study: Optional[str] = typer.Option(None, help=STUDY_HELP),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
     out_dir: Path = typer.Option(..., "--out", help="Folder to write the report into."),
     fmt: str = typer.Option("html", "--format", help="html (one self-contained page) or md (Markdown + PNGs)."),
@@ -106,11 +101,12 @@ def report(
     """Write a study's report: Pareto front, hypervolume by generation, the Pareto models,
     accelerators and warm starts."""
     from automl.reporting.report import FORMATS, report_facts, write_report
+    from automl.reporting.studies import resolve_study
     from automl.store.study import StudyStore
 
     if fmt not in FORMATS:
         raise AutomlError(f"unknown report format {fmt!r} (known: {', '.join(FORMATS)})")
-    store = StudyStore.open(study, storage)
+    store = StudyStore.open(resolve_study(study, storage), storage)
     page = write_report(store, out_dir, fmt)
     if as_json:
         print(json.dumps({"report": str(page), **report_facts(store)}, indent=2, default=str))

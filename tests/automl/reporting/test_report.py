@@ -40,10 +40,11 @@ def _study(name: str = "rep") -> StudyStore:
 def test_hypervolume_by_generation_is_exact_and_never_falls(in_tmp):
     rows = hypervolume_by_generation(_study())
     assert [r["generation"] for r in rows] == [0, 1] and [r["trials"] for r in rows] == [2, 3]
-    # normalised points: (1 - acc, flops / 2M); reference 1.1. gen 0: (0.5, 0.5) dominates (0.6, 1.0)
-    assert rows[0]["hypervolume"] == pytest.approx(0.6 * 0.6)
+    # normalised points: (1 - acc, flops / 2M); reference 1.1, volumes as shares of its 1.1 x 1.1 box.
+    # gen 0: (0.5, 0.5) dominates (0.6, 1.0)
+    assert rows[0]["hypervolume"] == pytest.approx(0.6 * 0.6 / 1.21)
     # gen 1 adds (0.1, 1.0): 0.36 + 1.0 x 0.1 - overlap 0.6 x 0.1
-    assert rows[1]["hypervolume"] == pytest.approx(0.36 + 0.1 - 0.06)
+    assert rows[1]["hypervolume"] == pytest.approx((0.36 + 0.1 - 0.06) / 1.21)
 
 
 def test_facts_name_accelerators_and_warm_starts(in_tmp):
@@ -105,6 +106,34 @@ def test_cli_report(capsys, in_tmp):
     assert code == 0
     facts = json.loads(out)
     assert facts["report"] == "r/report.html" and (in_tmp / "r" / "report.html").exists()
-    assert [r["hypervolume"] for r in facts["hypervolume"]] == pytest.approx([0.36, 0.40])
+    assert [r["hypervolume"] for r in facts["hypervolume"]] == pytest.approx([0.36 / 1.21, 0.40 / 1.21])
+    code, out, _ = run(capsys, "report", "--out", "r2")  # the newest study by default
+    assert code == 0 and (in_tmp / "r2" / "report.html").exists()
     code, _, err = run(capsys, "report", "--study", "rep", "--out", "r", "--format", "pdf")
     assert code == 2 and "unknown report format 'pdf'" in err
+
+
+def test_settings_show_the_device_used_and_no_empty_cell(in_tmp):
+    store = _study()
+    genome = search_spaces.get("mobile").sample(np.random.default_rng(5))
+    trial = store.start(genome, search_spaces.get("mobile").genes(), {"key": genome.key(), "genome": "g"})
+    store.complete(trial, {"accuracy": 0.3, "flops": 3e6}, {"device": "cpu"})
+    store.update_settings(device="auto", accelerate="", max_flops=None, warm_epochs=None, epochs=1.0)
+    settings = report_facts(store)["settings"]
+    assert settings["device"] == "auto (used: cpu)" and settings["accelerate"] == "none"
+    assert settings["max_flops"] == "no limit" and settings["warm_epochs"] == "0.3 (default)"
+    text = write_report(store, in_tmp / "s").read_text()
+    assert "<td></td>" not in text
+
+
+def test_warm_start_savings_count_children_and_what_they_saved(in_tmp):
+    store = _study()
+    store.update_settings(epochs=1.0)
+    saved = report_facts(store)["warm_starts"]
+    from automl.reporting.report import warm_start_savings
+
+    savings = warm_start_savings(store)
+    assert savings["children"] == 1 and savings["warm_started"] == 1 and saved["warm_started"] == 1
+    # the warm child trained 0.3 epochs in 0.5 s: 0.7 epochs saved, about 0.5 / 0.3 x 0.7 s
+    assert savings["epochs_saved"] == pytest.approx(0.7) and savings["seconds_saved"] == pytest.approx(0.5 / 0.3 * 0.7)
+    assert "1 of 1 children inherited" in savings["sentence"]
