@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from automl import __version__
-from automl.app.commands import bench, catalog, models, search, studies
+from automl.app.commands import bench, catalog, grow, models, search, studies
 from automl.core.errors import AutomlError
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.command()(studies.dashboard)
 app.command()(studies.report)
 app.command()(models.export)
 app.command()(models.predict)
+app.command()(grow.grow)
 app.command()(catalog.spaces)
 app.command(name="accelerators")(catalog.list_accelerators)
 bench_app.command("trainer")(bench.bench_trainer)
@@ -38,6 +39,7 @@ bench_app.command("engine")(bench.bench_engine)
 bench_app.command("warmstart")(bench.bench_warmstart)
 bench_app.command("search")(bench.bench_search)
 bench_app.command("accelerators")(bench.bench_accelerators)
+bench_app.command("grow")(grow.bench_grow)
 
 
 def _version(value: bool) -> None:
