@@ -24,39 +24,33 @@ FLOOR = -1e4  # log-probability of the classes an input was not routed to
 
 
 class TreeModel(nn.Module):
-    """Root CNN plus one node CNN per branch; outputs follow ``tree.classes``."""
+    """Root CNN plus one node CNN per branch; outputs follow ``tree.classes`` (the outputs'
+    classes in output order, so each output's scores are one block of columns)."""
 
     def __init__(self, tree: Tree, root: nn.Module, branches: Mapping[str, nn.Module]) -> None:
         super().__init__()
         self.root = root
         self.branches = nn.ModuleDict(dict(branches))
-        self.outputs = [(list(o.classes), o.node) for o in tree.outputs]
-        order = {c: i for i, c in enumerate(tree.classes)}
-        for j, (classes, _) in enumerate(self.outputs):
-            self.register_buffer(f"positions_{j}", torch.tensor([order[c] for c in classes]), persistent=False)
-        self.num_classes = len(order)
+        self.outputs = [(len(o.classes), o.node) for o in tree.outputs]
 
     def forward(self, x: Tensor) -> Tensor:
         root = F.log_softmax(self.root(x), dim=1)
         route = root.argmax(dim=1)
-        out = torch.full((x.shape[0], self.num_classes), FLOOR, dtype=root.dtype, device=root.device)
-        traced = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
-        for j, (classes, node) in enumerate(self.outputs):
-            positions = getattr(self, f"positions_{j}")
-            chosen = route == j
+        traced = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        columns = []
+        for j, (size, node) in enumerate(self.outputs):
+            chosen = (route == j).unsqueeze(1)
             if node is None:
                 scores = root[:, j:j + 1]
-            elif traced:
+            elif traced:  # every branch on the whole batch; the mask below does the routing
                 scores = root[:, j:j + 1] + F.log_softmax(self.branches[node](x), dim=1)
-            else:
-                index = chosen.nonzero().squeeze(1)
-                if index.numel() == 0:
-                    continue
-                scores = root[index, j:j + 1] + F.log_softmax(self.branches[node](x[index]), dim=1)
-                out[index.unsqueeze(1), positions.unsqueeze(0)] = scores
-                continue
-            out[:, positions] = torch.where(chosen.unsqueeze(1), scores, torch.full_like(scores, FLOOR))
-        return out
+            else:  # a branch sees only the inputs routed to it
+                scores = torch.full((x.shape[0], size), FLOOR, dtype=root.dtype, device=root.device)
+                index = chosen.squeeze(1).nonzero().squeeze(1)
+                if index.numel():
+                    scores[index] = root[index, j:j + 1] + F.log_softmax(self.branches[node](x[index]), dim=1)
+            columns.append(torch.where(chosen, scores, torch.full_like(scores, FLOOR)))
+        return torch.cat(columns, dim=1)
 
 
 def build_tree_model(tree: Tree, states: Mapping[str, Mapping[str, Tensor]] | None = None) -> TreeModel:
