@@ -43,7 +43,7 @@ class GrowSettings:
     leaf_budget: int = 4  # candidates of a new branch's search
     leaf_epochs: float = 2.0  # a search candidate trained from scratch
     leaf_warm_epochs: float = 1.0  # a candidate warm-started (from a sibling or its search parent)
-    leaf_max_flops: float | None = None  # a new branch's FLOPs limit (None: the root's FLOPs)
+    leaf_max_flops: float | None = None  # a new branch's FLOPs limit (beyond the bound around the root)
     batch_size: int = 64
     lr: float = 0.1
     seed: int = 0
@@ -217,11 +217,11 @@ class Grower:
     def _search_branch(self, number: int, name: str, classes: list[int]) -> NodeTraining:
         sibling = self._sibling()
         s = self.settings
-        limit = s.leaf_max_flops if s.leaf_max_flops is not None else self.tree.nodes[ROOT].flops
-        found = leafsearch.search_node(self.space, class_subset(self.data, classes), s.config(s.leaf_epochs),
-                                       budget=s.leaf_budget, warm_epochs=s.leaf_warm_epochs, max_flops=limit,
+        bounded = leafsearch.BoundedSpace(self.space, self.source.genome)
+        found = leafsearch.search_node(bounded, class_subset(self.data, classes), s.config(s.leaf_epochs),
+                                       budget=s.leaf_budget, warm_epochs=s.leaf_warm_epochs, max_flops=s.leaf_max_flops,
                                        sibling=sibling, seed=s.seed + number, device=self.device)
-        extra = {"search": found.candidates, "max_flops": limit}
+        extra = {"search": found.candidates, "max_flops": s.leaf_max_flops}
         chosen = next(c for c in found.candidates if c["chosen"])
         if sibling is not None and chosen["warm_start"] == sibling.name:
             extra["warm_start_from"] = sibling.trial

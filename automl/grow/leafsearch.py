@@ -1,11 +1,15 @@
 """A new branch's architecture comes from a short search: what makes growth a *search* mode.
 
-The engine (NSGA-II over accuracy vs FLOPs, the tree's space) runs on the branch's classes
-alone, with a small budget, candidates no larger than ``max_flops``. Where the tree already
-has a branch (a sibling), each candidate the engine does not warm-start itself starts from
-the sibling's trained weights through the space's Net2Net ``inherit`` (with a fresh output
-layer for its own classes), and trains ``warm_epochs``; a space that cannot make the move
-trains the candidate from scratch. The node is the cheapest candidate of the front within
+The engine (NSGA-II over accuracy vs FLOPs) runs on the branch's classes alone, with a small
+budget, over the tree's space bounded by the root (:class:`BoundedSpace`): each ordinal gene
+at most the root's choice, nominal genes at the root's. A branch separates a few classes, so
+it needs no more than the root; the bound keeps every candidate cheaper than the root without
+the constraint repair a FLOPs limit needs (``max_flops`` may still be given). A bounded space
+no larger than the budget is evaluated whole (a root of the smallest genes leaves one). Where the tree
+already has a branch (a sibling), each candidate the engine does not warm-start itself starts
+from the sibling's trained weights through the space's Net2Net ``inherit`` (with a fresh output
+layer for its own classes), and trains ``warm_epochs``; a space that cannot make the move trains
+the candidate from scratch. The node is the cheapest candidate of the front within
 ``tolerance`` of the best validation accuracy.
 """
 
@@ -29,7 +33,7 @@ from automl.grow.nodes import enlarge_output
 from automl.search.engine import Search
 from automl.store.study import StudyStore
 from automl.train.loop import TrainConfig
-from search_spaces.base import SearchSpace
+from search_spaces.base import ORDINAL, SearchSpace
 
 
 @dataclass
@@ -52,6 +56,41 @@ class FoundNode:
     seconds: float  # every candidate's training, summed
     effort: float  # weights updated x samples, summed over the candidates
     candidates: list[dict[str, Any]] = field(default_factory=list)
+
+
+class BoundedSpace(SearchSpace):
+    """``space`` with each ordinal gene's choices cut at ``steps_up`` steps above ``center``'s
+    choice and each nominal gene fixed at ``center``'s; it builds, inherits and names genomes as
+    ``space`` does."""
+
+    def __init__(self, space: SearchSpace, center: Genome, steps_up: int = 0) -> None:
+        self.inner, self.name, self.description = space, space.name, f"{space.name} around a root"
+        kinds = space.gene_kinds()
+        self._genes = {}
+        for gene, choices in space.genes().items():
+            at = choices.index(center[gene])
+            self._genes[gene] = list(choices[:at + 1 + steps_up]) if kinds[gene] == ORDINAL else [center[gene]]
+
+    def genes(self) -> dict[str, list[Any]]:
+        return self._genes
+
+    def gene_kinds(self) -> dict[str, str]:
+        return self.inner.gene_kinds()
+
+    def make(self, values):
+        return self.inner.make(values)
+
+    def build(self, genome: Genome, in_shape, num_classes: int) -> nn.Module:
+        return self.inner.build(genome, in_shape, num_classes)
+
+    def inherit(self, *args: Any, **kwargs: Any):
+        return self.inner.inherit(*args, **kwargs)
+
+    def format(self, genome: Genome) -> str:
+        return self.inner.format(genome)
+
+    def parse(self, text: str) -> Genome:
+        return self.inner.parse(text)
 
 
 class SiblingEvaluator(CNNEvaluator):
@@ -87,13 +126,16 @@ class SiblingEvaluator(CNNEvaluator):
 def search_node(space: SearchSpace, data: Dataset, config: TrainConfig, *, budget: int, warm_epochs: float,
                 max_flops: float | None, sibling: Sibling | None, seed: int, device: torch.device,
                 tolerance: float = 0.01) -> FoundNode:
-    """Search a branch's architecture on ``data`` (the branch's classes); return the chosen node."""
+    """Search a branch's architecture on ``data`` (the branch's classes) over ``space`` (bound it
+    with :class:`BoundedSpace`); return the chosen node."""
     with tempfile.TemporaryDirectory(prefix="automl-grow-") as tmp:
         store = StudyStore.create("branch-search", "memory", DEFAULT_OBJECTIVES, {"space": space.name},
                                   artifacts=Path(tmp))
         evaluator = SiblingEvaluator(space, data, config, seed=seed, device=device, warm_epochs=warm_epochs,
                                      sibling=sibling)
-        search = Search(space, evaluator, store, budget=budget, population=max(2, budget // 2), seed=seed,
+        whole = space.size() <= budget  # evaluate every genome (random order, no repeats)
+        search = Search(space, evaluator, store, budget=min(budget, space.size()), seed=seed,
+                        strategy="random" if whole else "nsga2", population=max(2, budget // 2),
                         violation=evaluator.violation(max_flops, None),
                         known=lambda genome: {"flops": evaluator.cost(genome)[0]})
         result = search.run()
@@ -114,3 +156,4 @@ def search_node(space: SearchSpace, data: Dataset, config: TrainConfig, *, budge
                      seconds=sum(float(c.attrs.get("seconds", 0.0)) for c in done),
                      effort=sum(float(c.attrs["params"]) * float(c.attrs["samples"]) for c in done),
                      candidates=candidates)
+

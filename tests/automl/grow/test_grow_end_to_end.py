@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import cli
-from tests.conftest import SMALLEST_MOBILE
 
+# one gene step above the smallest in two genes: a new branch's search space (at most the root) has 4 genomes
+ROOT = "stem8-ir_r1_k3_e1_c8-ir_r1_k3_e1_c16-ir_r1_k3_e1_c24-ir_r1_k3_e3_c32-ir_r1_k3_e3_c48-head128"
 TINY = ["--root-epochs", "0.5", "--epochs", "0.5", "--head-epochs", "1", "--leaf-budget", "2",
         "--leaf-epochs", "0.5", "--device", "cpu"]
 
@@ -31,12 +32,12 @@ def exported_model(folder: Path, class_names: list[str], input_shape=(1, 28, 28)
     from automl.reporting.cards import CARD_FORMAT, sha256_of
 
     space = search_spaces.get("mobile")
-    genome = space.parse(SMALLEST_MOBILE)
+    genome = space.parse(ROOT)
     torch.manual_seed(0)
     model = space.build(genome, input_shape, len(class_names))
     folder.mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
-    card = {"format": CARD_FORMAT, "version": 1, "space": "mobile", "genome": SMALLEST_MOBILE, "genes": dict(genome),
+    card = {"format": CARD_FORMAT, "version": 1, "space": "mobile", "genome": ROOT, "genes": dict(genome),
             "input_shape": list(input_shape), "class_names": class_names,
             "normalisation": {"mean": [0.13], "std": [0.3], "scale": "pixels / 255"},
             "files": {"safetensors": {"file": "model.safetensors", "sha256": sha256_of(folder / "model.safetensors")}}}
@@ -112,7 +113,7 @@ def test_export_load_and_predict_the_whole_tree(grown, monkeypatch, capsys):
     model = automl.load_model(folder)
     data = load_mnist5k()
     keep = data.test.y < 6
-    x, y = data.test.x[keep][:200], data.test.y[keep][:200]
+    x = data.test.x[keep][:200]
     with torch.no_grad():
         scores = model(x)
     assert (scores.exp().sum(dim=1) <= 1 + 1e-5).all()  # path probabilities of the routed output
