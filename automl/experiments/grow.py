@@ -68,8 +68,10 @@ def _row(accuracy: dict, trained_seconds: float, effort: float, mflops: float) -
 
 def bench_grow(tasks: list[list[int]], data: Dataset, root_source: RootSource, settings: GrowSettings,
                epochs: float, scratch_epochs: float, device: torch.device,
-               progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
-    """Run every method over the stream; ``root_source`` must already fit the first task."""
+               progress: Callable[[str], None] = lambda text: None,
+               on_task: Callable[[dict[str, Any]], None] = lambda partial: None) -> dict[str, Any]:
+    """Run every method over the stream (the root is trained on the first task from
+    ``root_source``'s weights); ``on_task`` sees the result so far after each task."""
     space, genome = root_source.space, root_source.genome
     grower = Grower(data, tasks, root_source, settings, device)
     progress("task 1: the root (shared by every method)")
@@ -95,6 +97,8 @@ def bench_grow(tasks: list[list[int]], data: Dataset, root_source: RootSource, s
             accuracy = score(done.model, data, seen, [c for c in seen if c not in new], new, device)
             methods[method] = _row(accuracy, done.seconds, done.effort, count_flops(done.model, data.input_shape) / 1e6)
         rows.append({"task": number, "classes": new, "methods": methods})
+        if number < len(tasks):
+            on_task({"tasks": rows, "summary": summarise(rows), "tree": grower.tree.as_dict(), "partial": True})
     return {"tasks": rows, "summary": summarise(rows), "tree": grower.tree.as_dict()}
 
 

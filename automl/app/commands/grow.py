@@ -138,11 +138,16 @@ def bench_grow(
     data.to(target)
     model = space.build(chosen, data.input_shape, data.num_classes)
     source = RootSource(space, chosen, model.state_dict(), list(data.class_names), data.input_shape, "random init")
-    result = run(stream, data, source, settings, epochs, scratch_epochs, target, lambda text: err.print(text))
-    result["settings"] = {"tasks": tasks, "genome": space.format(chosen), "root_epochs": root_epochs, "epochs": epochs,
-                          "scratch_epochs": scratch_epochs, "grow": vars(settings), "device": str(target)}
-    if out_file is not None:
-        write_result(out_file, result)
+    described = {"tasks": tasks, "genome": space.format(chosen), "root_epochs": root_epochs, "epochs": epochs,
+                 "scratch_epochs": scratch_epochs, "grow": vars(settings), "device": str(target)}
+
+    def save(partial: dict) -> None:  # after every task, so a long run leaves its figures so far
+        if out_file is not None:
+            write_result(out_file, {**partial, "settings": described})
+
+    result = run(stream, data, source, settings, epochs, scratch_epochs, target, lambda text: err.print(text), save)
+    result["settings"] = described
+    save(result)
     if as_json:
         print(json.dumps(result, indent=2, default=float))
         return
