@@ -68,7 +68,8 @@ def grow(
     head_epochs: float = typer.Option(3.0, help="Training of the root's output layer after each task."),
     leaf_budget: int = typer.Option(4, help="Candidates of each new branch's architecture search."),
     leaf_epochs: float = typer.Option(2.0, help="Epochs of a search candidate (warm-started ones: half)."),
-    leaf_max_flops: Optional[str] = typer.Option(None, help="FLOPs limit of a new branch (candidates are anyway at most one gene step above the root)."),
+    leaf_max_flops: Optional[str] = typer.Option(None, help="FLOPs limit of a new branch (its candidates are "
+                                                 "anyway no larger than the root in any gene)."),
     seed: int = typer.Option(0, help="Seed."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
