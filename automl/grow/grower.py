@@ -86,7 +86,7 @@ class Grower:
 
     def __init__(self, data: Dataset, tasks: list[list[int]], source: RootSource, settings: GrowSettings,
                  device: torch.device, on_training: Callable[[NodeTraining], int | None] | None = None) -> None:
-        check_source(source, data, tasks[0])
+        check_source(source, data, tasks)
         placement.check_thresholds(settings.alpha1, settings.alpha2, settings.max_children)
         self.data, self.tasks, self.source, self.settings, self.device = data, tasks, source, settings, device
         self.space = source.space
@@ -251,11 +251,17 @@ class Grower:
         return training
 
 
-def check_source(source: RootSource, data: Dataset, first_task: list[int]) -> None:
-    """The root model must have been trained on this dataset's kind of input and classes."""
+def check_source(source: RootSource, data: Dataset, tasks: list[list[int]]) -> None:
+    """The root model must have been trained on this dataset's kind of input and classes, and
+    every class of the stream must have training samples."""
     if tuple(source.input_shape) != tuple(data.input_shape):
         raise TreeError(f"the model ({source.origin}) takes inputs of shape {list(source.input_shape)}, "
                         f"dataset {data.name!r} has {list(data.input_shape)}")
+    if data.train.x is not None:
+        present = set(data.train.y.unique().tolist())
+        empty = [c for task in tasks for c in task if c not in present]
+        if empty:
+            raise TreeError(f"class {data.class_names[empty[0]]!r} has no training samples in dataset {data.name!r}")
     unknown = [n for n in source.class_names if n not in data.class_names]
     if unknown:
         raise TreeError(f"the model ({source.origin}) was trained on class {unknown[0]!r}, which dataset "
