@@ -84,7 +84,8 @@ def grow(
 
     settings = _settings(alpha1, alpha2, max_children, root_epochs, epochs, head_epochs, leaf_budget, leaf_epochs,
                          leaf_max_flops, seed)
-    name = check_study_name(out_study or f"grow-{dataset.split(':')[-1].split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}")
+    label = dataset.split(":")[-1].rstrip("/").split("/")[-1]
+    name = check_study_name(out_study or f"grow-{label}-{time.strftime('%Y%m%d-%H%M%S')}")
     source = _root(from_dir, study, storage, trial)
     data = load_dataset(dataset, data_root)
     stream = parse_tasks(tasks, data.class_names)
@@ -176,7 +177,9 @@ def _print_bench(result: dict) -> None:
                           f"{m['effort']:.3g}", f"{m['seconds']:.1f}", f"{m['mflops']:.2f}")
         out.print(table)
     tree = result["summary"]["tree"]
+    gap, drop = 100 * tree["final_gap_to_finetune_all"], 100 * tree["worst_old_class_drop"]
     out.print(f"tree vs finetune-all over the growth: effort {tree['effort_vs_finetune_all']:.2f}x, seconds "
-              f"{tree['seconds_vs_finetune_all']:.2f}x, final accuracy gap {100 * tree['final_gap_to_finetune_all']:+.1f} "
-              f"points, worst old-class drop {100 * tree['worst_old_class_drop']:.1f} points")
-    out.print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in result["summary"]["targets"].items()))
+              f"{tree['seconds_vs_finetune_all']:.2f}x, final accuracy gap {gap:+.1f} points, worst old-class "
+              f"drop {drop:.1f} points")
+    targets = result["summary"]["targets"]
+    out.print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in targets.items()))
