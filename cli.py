@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from automl import __version__
-from automl.app.commands import ablate, bench, catalog, models, search, studies, studies_list
+from automl.app.commands import ablate, bench, catalog, grow, models, search, studies, studies_list
 from automl.core.errors import AutomlError
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ app.command()(studies.dashboard)
 app.command()(studies.report)
 app.command()(models.export)
 app.command()(models.predict)
+app.command()(grow.grow)
 spaces_app.callback()(catalog.spaces)
 spaces_app.command("show")(catalog.show_space)
 app.command(name="accelerators")(catalog.list_accelerators)
@@ -44,6 +45,7 @@ bench_app.command("engine")(bench.bench_engine)
 bench_app.command("warmstart")(bench.bench_warmstart)
 bench_app.command("search")(bench.bench_search)
 bench_app.command("accelerators")(bench.bench_accelerators)
+bench_app.command("grow")(grow.bench_grow)
 
 
 def _version(value: bool) -> None:

@@ -325,6 +325,14 @@ def export_study(store: StudyStore, out: str | Path, trials: Sequence[int] | Non
     from automl.evaluate.devices import pick_device
 
     chosen_formats = parse_formats(formats)
+    from automl.reporting.tree import export_tree, is_tree_study
+
+    if is_tree_study(store):  # a grown Tree-CNN: one card for the whole tree (automl.reporting.tree)
+        if trials or retrain_epochs is not None:
+            raise ExportError(f"study {store.name!r} holds a grown tree: it is exported whole, without "
+                              "--trial or --retrain-epochs")
+        target = pick_device(device)
+        return [export_tree(store, _study_data(store).to(target), out, chosen_formats, target)]
     if retrain_epochs is not None and not (retrain_epochs > 0 and math.isfinite(retrain_epochs)):
         raise ExportError(f"--retrain-epochs must be a positive number, got {retrain_epochs}")
     jobs = _choose(store, trials, retrain_epochs)

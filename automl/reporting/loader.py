@@ -24,6 +24,10 @@ def load_model(path: str | Path) -> nn.Module:
 
     folder = Path(path)
     card = load_card(folder)
+    if card.get("kind") == "tree":  # a grown Tree-CNN: one safetensors file per node
+        from automl.reporting.tree import load_tree
+
+        return load_tree(folder, card)
     weights = folder / card["files"].get("safetensors", {}).get("file", WEIGHTS)
     if not weights.is_file():
         raise ExportError(f"weights file {str(weights)!r} is missing")
@@ -83,7 +87,9 @@ def predict(path: str | Path, images: Sequence[str | Path], batch_size: int = 25
     for start in range(0, len(images), batch_size):
         chunk = list(images[start:start + batch_size])
         inputs = [read_image(p, card) for p in chunk]
-        probabilities = torch.softmax(model(torch.stack(inputs)), dim=1)
+        scores = model(torch.stack(inputs))
+        # a tree's outputs are log path probabilities already (automl.grow.model)
+        probabilities = scores.exp() if card.get("kind") == "tree" else torch.softmax(scores, dim=1)
         confidence, index = probabilities.max(dim=1)
         for image, x, i, p in zip(chunk, inputs, index.tolist(), confidence.tolist()):
             rows.append({"image": str(image), "class": card["class_names"][i], "index": i, "probability": p,

@@ -48,6 +48,14 @@ def lineage(
     from automl.store.study import StudyStore
 
     store = StudyStore.open(resolve_study(study, storage), storage)
+    from automl.reporting.tree import is_tree_study, tree_json, tree_view
+
+    if is_tree_study(store):  # a grown Tree-CNN: the tree itself, node by node
+        if as_json:
+            print(json.dumps(tree_json(store), indent=2))
+        else:
+            out.print(tree_view(store))
+        return
     graph = lineage_graph(store)
     roots = list(trial) if trial else [t.number for t in store.pareto()]
     missing = [n for n in roots if n not in graph]

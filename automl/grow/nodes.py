@@ -1,0 +1,130 @@
+"""Training the parts of a Tree-CNN: the root's output layer alone, a whole node, and the
+likelihood matrix that decides where new classes go.
+
+Training effort is the paper's: weights updated x samples trained. Retraining only the root's
+output layer updates that layer's weights; its inputs (the root's pooled features) are computed
+once per sample with the rest of the root frozen, and that forward pass is in the measured
+seconds although it updates no weight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from automl.data import Dataset, Split
+from automl.train.loop import TrainConfig, evaluate, make_optimizer, make_scheduler, train
+
+
+@dataclass
+class Trained:
+    """A trained model with what training it cost and reached."""
+
+    model: nn.Module
+    accuracy: float  # on the validation split of the data it was trained on
+    seconds: float
+    samples: int
+    weights_updated: int
+
+    @property
+    def effort(self) -> float:
+        return float(self.weights_updated) * float(self.samples)
+
+
+def output_layer(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
+    """The model's last ``nn.Linear`` (its output layer), with its parent and attribute name."""
+    name = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not name:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear output layer")
+    path = name[-1].split(".")
+    parent = model.get_submodule(".".join(path[:-1])) if len(path) > 1 else model
+    return parent, path[-1], getattr(parent, path[-1])
+
+
+@torch.no_grad()
+def enlarge_output(model: nn.Module, sources: Sequence[int | None], seed: int = 0) -> nn.Module:
+    """Replace the output layer by one with ``len(sources)`` outputs; output ``i`` keeps the
+    weights of old output ``sources[i]``, a None starts fresh (PyTorch's default init)."""
+    parent, attr, old = output_layer(model)
+    torch.manual_seed(seed)
+    new = nn.Linear(old.in_features, len(sources)).to(old.weight.device)
+    for i, source in enumerate(sources):
+        if source is not None:
+            new.weight[i] = old.weight[source]
+            new.bias[i] = old.bias[source]
+    setattr(parent, attr, new)
+    return model
+
+
+@torch.no_grad()
+def likelihood(root: nn.Module, data: Dataset, classes: Sequence[int], device: torch.device,
+               per_class: int = 500) -> np.ndarray:
+    """Average softmax of the root over the training samples of each class (outputs x classes)."""
+    root.eval()
+    columns = []
+    for cls in classes:
+        x = data.train.x[data.train.y == cls][:per_class].to(device)
+        columns.append(torch.softmax(root(x), dim=1).mean(dim=0).cpu().numpy())
+    return np.stack(columns, axis=1)
+
+
+@torch.no_grad()
+def _features(model: nn.Module, layer: nn.Linear, split: Split, device: torch.device,
+              batch_size: int = 500) -> torch.Tensor:
+    """The output layer's inputs for every sample of ``split`` (the rest of the model frozen)."""
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_pre_hook(lambda _, args: captured.append(args[0].detach()))
+    try:
+        model.eval()
+        for x, _ in split.batches(batch_size, device=device):
+            model(x)
+    finally:
+        handle.remove()
+    return torch.cat(captured) if captured else torch.zeros((0, layer.in_features), device=device)
+
+
+def train_output_layer(root: nn.Module, data: Dataset, sources: Sequence[int | None], config: TrainConfig,
+                       seed: int, device: torch.device) -> Trained:
+    """Retrain only the root's output layer (enlarged to ``sources``) on ``data``, whose labels
+    are the root's outputs; the rest of the root is frozen, its features computed once."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    started = time.perf_counter()
+    root = enlarge_output(root.to(device), sources, seed)
+    _, _, layer = output_layer(root)
+    features = Split(x=_features(root, layer, data.train, device), y=data.train.y)
+    steps_per_epoch = max(1, len(features) // config.batch_size)
+    total = max(1, round(config.epochs * steps_per_epoch))
+    optimizer = make_optimizer(layer, config)
+    scheduler = make_scheduler(optimizer, config, total)
+    samples = step = 0
+    while step < total:
+        for x, y in features.batches(config.batch_size, shuffle=True, generator=generator, drop_last=True):
+            loss = F.cross_entropy(layer(x), y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            samples, step = samples + len(y), step + 1
+            if step >= total:
+                break
+    seconds = time.perf_counter() - started
+    accuracy = evaluate(root, data.val, device=device, channels_last=config.channels_last)
+    return Trained(root, accuracy, seconds, samples, sum(p.numel() for p in layer.parameters()))
+
+
+def train_whole(model: nn.Module, data: Dataset, config: TrainConfig, seed: int, device: torch.device) -> Trained:
+    """Train every weight of ``model`` on ``data`` (fine-tuning, or from scratch)."""
+    result = train(model, data, config, seed=seed, device=device)
+    return Trained(result.model, result.accuracy, result.seconds, result.samples,
+                   sum(p.numel() for p in result.model.parameters()))
+
+
+def finetune_config(config: TrainConfig, epochs: float) -> TrainConfig:
+    return replace(config, epochs=epochs)
