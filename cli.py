@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from automl import __version__
-from automl.app.commands import bench, catalog, models, search, studies
+from automl.app.commands import bench, catalog, costmodel, models, search, studies
 from automl.core.errors import AutomlError
 
 app = typer.Typer(
@@ -33,11 +33,14 @@ app.command()(models.export)
 app.command()(models.predict)
 app.command()(catalog.spaces)
 app.command(name="accelerators")(catalog.list_accelerators)
+app.command()(costmodel.costmodel)
+app.command()(costmodel.placement)
 bench_app.command("trainer")(bench.bench_trainer)
 bench_app.command("engine")(bench.bench_engine)
 bench_app.command("warmstart")(bench.bench_warmstart)
 bench_app.command("search")(bench.bench_search)
 bench_app.command("accelerators")(bench.bench_accelerators)
+bench_app.command("costmodel")(costmodel.bench_costmodel)
 
 
 def _version(value: bool) -> None:

@@ -47,13 +47,15 @@ def relative_errors(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def bench_costmodel(candidates: int = 16, epochs: float = 1.0, max_flops: float | None = 20e6, seed: int = 0,
-                    formats: tuple[str, ...] = ("fp32", "bf16"), device: str = "cpu",
+                    formats: tuple[str, ...] = ("fp32", "bf16"), device: str = "cpu", threads: int | None = None,
                     progress: Callable[[str, int, int, dict], None] | None = None) -> dict[str, Any]:
     """Predict, then train, each candidate in each format; errors per format."""
     device_ = torch.device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
     space = search_spaces.get("mobile")
     data = load_dataset()
-    calibration = calibration_for(device_)
+    calibration = calibration_for(device_, refresh=True)  # measured under the same load as the runs
     rng = np.random.default_rng(seed)
     costs: dict = {}
 
@@ -66,7 +68,7 @@ def bench_costmodel(candidates: int = 16, epochs: float = 1.0, max_flops: float 
     config = TrainConfig(epochs=epochs)
     steps = max(1, round(epochs * batches_per_epoch(data.train, config.batch_size)))
     _warm_up(space, data, genomes[0], min(epochs, 0.25), seed)
-    result: dict[str, Any] = {"candidates": candidates, "epochs": epochs, "steps": steps, "device": str(device_),
+    result: dict[str, Any] = {"candidates": candidates, "epochs": epochs, "steps": steps, "device": str(device_), "threads": torch.get_num_threads(),
                               "calibration": calibration.to_json(), "formats": {}}
     for fmt in formats:
         rows = _run_format(space, genomes, data, config, steps, calibration, fmt, device_, seed, progress)

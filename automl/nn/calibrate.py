@@ -32,7 +32,7 @@ from automl.nn.costmodel import FORMATS, KINDS, Calibration, Op, trace_ops, trac
 NATIVE_CANDIDATES = ("fp32", "bf16", "fp16")  # formats torch may run natively; int8/fx16 never train here
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 BATCH = 64
-WINDOW_S = 0.15  # seconds per timing window
+WINDOW_S = 0.1  # seconds per timing window
 
 
 def cache_dir() -> Path:
@@ -65,7 +65,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], object], device: torch.device, windows: int = 5) -> float:
+def timed(fn: Callable[[], object], device: torch.device, windows: int = 3) -> float:
     """Median seconds of one call over ``windows`` windows of about WINDOW_S each, after warm-up."""
     fn()
     _sync(device)
