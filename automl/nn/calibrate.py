@@ -14,6 +14,7 @@ keyed by device, its model name and the thread count.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import platform
@@ -33,6 +34,7 @@ NATIVE_CANDIDATES = ("fp32", "bf16", "fp16")  # formats torch may run natively; 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 BATCH = 64
 WINDOW_S = 0.1  # seconds per timing window
+COPIES = 8  # inputs each benchmark cycles through: training streams activations from memory, not cache
 
 
 def cache_dir() -> Path:
@@ -47,17 +49,19 @@ def cache_path() -> Path:
     return cache_dir() / f"costmodel-{machine}.json"
 
 
-def device_key(device: torch.device) -> str:
-    """What a calibration is valid for: device kind, its model name and the threads used."""
+def device_key(device: torch.device, clock: str = "wall") -> str:
+    """What a calibration is valid for: device kind, its model name, the threads used (and the
+    clock, where it is CPU time rather than wall-clock)."""
+    suffix = "" if clock == "wall" else f":{clock}-time"
     if device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(device)}"
+        return f"cuda:{torch.cuda.get_device_name(device)}{suffix}"
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"cpu:{cpu}:{torch.get_num_threads()}threads"
+    return f"cpu:{cpu}:{torch.get_num_threads()}threads{suffix}"
 
 
 def _sync(device: torch.device) -> None:
@@ -65,47 +69,54 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]  # the clock timed() reads; calibrate(clock=...) switches it for its run
+
+
 def timed(fn: Callable[[], object], device: torch.device, windows: int = 3) -> float:
     """Median seconds of one call over ``windows`` windows of about WINDOW_S each, after warm-up."""
     fn()
     _sync(device)
-    started = time.perf_counter()
+    started = _clock()
     fn()
     _sync(device)
-    once = max(time.perf_counter() - started, 1e-7)
+    once = max(_clock() - started, 1e-7)
     repeats = max(1, min(200, round(WINDOW_S / once)))
     samples = []
     for _ in range(windows):
-        started = time.perf_counter()
+        started = _clock()
         for _ in range(repeats):
             fn()
         _sync(device)
-        samples.append((time.perf_counter() - started) / repeats)
+        samples.append((_clock() - started) / repeats)
     return statistics.median(samples)
 
 
 def _layer_step(module: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
                 ) -> tuple[Callable[[], object], Callable[[], object]]:
-    """A forward-and-backward call of ``module`` on an input of ``shape``: on ``device`` and
-    on meta (for the trace)."""
-    def make(layer: nn.Module, dev: torch.device) -> Callable[[], object]:
+    """A forward-and-backward call of ``module`` on inputs of ``shape``: on ``device`` (cycling
+    through COPIES inputs) and on meta (one input, for the trace)."""
+    def make(layer: nn.Module, dev: torch.device, copies: int) -> Callable[[], object]:
         layer = layer.to(device=dev, dtype=dtype)
-        x = torch.empty(shape, device=dev, dtype=dtype)
-        if dev.type != "meta":
-            x.normal_()
-        if x.dim() == 4:
+        if len(shape) == 4:
             layer = layer.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
-        x.requires_grad_(True)
-        grad = torch.ones_like(layer(x))
+        pairs = []
+        for _ in range(copies):
+            x = torch.empty(shape, device=dev, dtype=dtype)
+            if dev.type != "meta":
+                x.normal_()
+            x = (x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x).requires_grad_(True)
+            pairs.append((x, torch.ones_like(layer(x))))
+        turn = itertools.cycle(pairs)
 
         def step() -> None:
+            x, grad = next(turn)
             layer.zero_grad(set_to_none=True)
             layer(x).backward(grad)
         return step
 
-    meta_step = make(copy.deepcopy(module), torch.device("meta"))
-    return make(module, device), meta_step
+    meta_step = make(copy.deepcopy(module), torch.device("meta"), 1)
+    return make(module, device, COPIES), meta_step
 
 
 def _micro_layers() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
@@ -159,11 +170,16 @@ def _op_latency(device: torch.device) -> float:
 
 
 def _bandwidth(device: torch.device, latency: float) -> float:
-    """Bytes/s of an elementwise add over tensors the size of a mobile candidate's activations."""
-    a, b = (torch.randn(BATCH * 96 * 14 * 14, device=device) for _ in range(2))
-    c = torch.empty_like(a)
-    seconds = timed(lambda: torch.add(a, b, out=c), device)
-    return 3 * a.numel() * 4 / max(seconds - latency, 1e-9)
+    """Bytes/s of an elementwise add over tensors the size of a mobile candidate's activations,
+    cycling through 4 x COPIES of them as training streams through its activations."""
+    sets = [tuple(torch.randn(BATCH * 96 * 14 * 14, device=device) for _ in range(3)) for _ in range(4 * COPIES)]
+    turn = itertools.cycle(sets)
+
+    def add() -> None:
+        a, b, c = next(turn)
+        torch.add(a, b, out=c)
+    seconds = timed(add, device)
+    return 3 * sets[0][0].numel() * 4 / max(seconds - latency, 1e-9)
 
 
 def _step_overhead(device: torch.device, latency: float) -> float:
@@ -188,9 +204,24 @@ def _step_overhead(device: torch.device, latency: float) -> float:
     return max(timed(step, device) - len(ops) * latency, 0.0)
 
 
-def calibrate(device: torch.device | str = "cpu") -> Calibration:
-    """Run the micro-benchmarks on ``device`` (a few seconds to a minute)."""
-    device = torch.device(device)
+def calibrate(device: torch.device | str = "cpu", clock: str = "wall") -> Calibration:
+    """Run the micro-benchmarks on ``device`` (a few seconds to a minute).
+
+    ``clock="cpu"`` times them in process CPU time instead of wall-clock: on a machine shared
+    with other work, wall-clock mostly measures how long the process waited for a core; CPU
+    time (with one torch thread) measures what the model describes.
+    """
+    global _clock
+    if clock not in CLOCKS or (clock == "cpu" and torch.device(device).type != "cpu"):
+        raise AutomlError(f"unknown clock {clock!r} for {device} (wall, or cpu on a CPU)")
+    _clock = CLOCKS[clock]
+    try:
+        return _calibrate(torch.device(device), clock)
+    finally:
+        _clock = CLOCKS["wall"]
+
+
+def _calibrate(device: torch.device, clock: str) -> Calibration:
     latency = _op_latency(device)
     bandwidth = _bandwidth(device, latency)
     throughput: dict[str, dict[str, float]] = {kind: {} for kind in KINDS}
@@ -206,10 +237,10 @@ def calibrate(device: torch.device | str = "cpu") -> Calibration:
                 throughput[kind][fmt] = throughput[kind]["fp32"] * 4 / size
                 source[kind][fmt] = "modelled" if fmt == "fx16" else "scaled"
     return Calibration(str(device), torch.get_num_threads(), throughput, bandwidth, latency,
-                       _step_overhead(device, latency), source, device_key(device))
+                       _step_overhead(device, latency), source, device_key(device, clock), clock)
 
 
-def load_calibration(device: torch.device | str = "cpu") -> Calibration | None:
+def load_calibration(device: torch.device | str = "cpu", clock: str = "wall") -> Calibration | None:
     """The cached calibration of this device, or None."""
     path = cache_path()
     try:
@@ -219,7 +250,7 @@ def load_calibration(device: torch.device | str = "cpu") -> Calibration | None:
     except (OSError, ValueError) as error:
         raise AutomlError(f"cannot read the cost-model cache {str(path)!r}: {error}; delete it and "
                           f"run `automl costmodel --calibrate`") from None
-    entry = entries.get(device_key(torch.device(device)))
+    entry = entries.get(device_key(torch.device(device), clock))
     return Calibration.from_json(entry) if entry else None
 
 
@@ -238,10 +269,10 @@ def save_calibration(calibration: Calibration) -> Path:
     return path
 
 
-def calibration_for(device: torch.device | str = "cpu", refresh: bool = False) -> Calibration:
+def calibration_for(device: torch.device | str = "cpu", refresh: bool = False, clock: str = "wall") -> Calibration:
     """The cached calibration, measured and cached first where there is none (or on ``refresh``)."""
-    found = None if refresh else load_calibration(device)
+    found = None if refresh else load_calibration(device, clock)
     if found is None:
-        found = calibrate(device)
+        found = calibrate(device, clock)
         save_calibration(found)
     return found

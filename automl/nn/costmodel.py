@@ -73,6 +73,7 @@ class Calibration:
     step_overhead: float  # s per training step outside the operators
     source: dict[str, dict[str, str]] = field(default_factory=dict)
     machine: str = ""
+    clock: str = "wall"  # or "cpu": timed in process CPU time (a shared machine's honest clock)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -125,6 +125,18 @@ def warm_start_facts(store: StudyStore) -> dict[str, Any] | None:
             "moves": dict(sorted(moves.items(), key=lambda kv: -kv[1]))}
 
 
+def prediction_facts(trials: list[FrozenTrial]) -> dict[str, Any] | None:
+    """The cost model's predicted training seconds against the measured ones, where trials have both."""
+    pairs = [(float(t.user_attrs["predicted_seconds"]), float(t.user_attrs["seconds"])) for t in trials
+             if isinstance(t.user_attrs.get("predicted_seconds"), (int, float)) and t.user_attrs.get("seconds")]
+    if not pairs:
+        return None
+    errors = [abs(p - m) / m for p, m in pairs]
+    return {"trials": len(pairs), "predicted_seconds": sum(p for p, _ in pairs),
+            "measured_seconds": sum(m for _, m in pairs), "median_abs_error": statistics.median(errors),
+            "worst_abs_error": max(errors)}
+
+
 def report_facts(store: StudyStore) -> dict[str, Any]:
     """Everything the page shows, as plain data (also what ``--json`` prints)."""
     trials = evaluated_trials(store)
@@ -147,6 +159,7 @@ def report_facts(store: StudyStore) -> dict[str, Any]:
         "hypervolume": hypervolume_by_generation(store),
         "accelerators": accelerator_facts(store),
         "warm_starts": warm_start_facts(store),
+        "predicted": prediction_facts(trials),
     }
 
 
@@ -205,7 +218,8 @@ def _tables(facts: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     tables.append(("Study", ["setting", "value"],
                    [[k, _fmt(v)] for k, v in {**facts["settings"], **facts["data"]}.items()]
                    + [["trials", ", ".join(f"{n} {s}" for s, n in facts["counts"].items()) or "none"],
-                      ["training seconds (all trials)", f"{facts['training_seconds']:.1f}"]], ""))
+                      ["training seconds (all trials)", f"{facts['training_seconds']:.1f}"]]
+                   + _predicted_rows(facts.get("predicted")), ""))
     names = [name for name, _ in facts["objectives"]]
     header = ["trial", "genome", *["MFLOPs" if n == "flops" else f"validation {n}" if n == "accuracy" else n
                                    for n in names], "params", "seconds", "epochs", "warm start from", "accelerators"]
@@ -241,6 +255,16 @@ def _tables(facts: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
                         ["mean epochs", _fmt(warm["mean_epochs_warm"], 3), _fmt(warm["mean_epochs_scratch"], 3)]],
                        "Moves applied: " + (", ".join(f"{k} x{n}" for k, n in warm["moves"].items()) or "none")))
     return tables
+
+
+def _predicted_rows(predicted: dict[str, Any] | None) -> list[list[str]]:
+    """The cost model's row of the Study table: predicted vs measured training seconds."""
+    if not predicted:
+        return []
+    return [["training seconds predicted by the cost model",
+             f"{predicted['predicted_seconds']:.1f} vs {predicted['measured_seconds']:.1f} measured over "
+             f"{predicted['trials']} trials (median error {predicted['median_abs_error']:.0%}, "
+             f"worst {predicted['worst_abs_error']:.0%})"]]
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}

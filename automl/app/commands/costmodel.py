@@ -121,11 +121,13 @@ def _print_costs(target: Target, costs: dict, depth: int) -> None:
         table.add_row(name, row["kind"], f"{row['fwd'] / 1e6:.2f}", f"{row['bwd'] / 1e6:.2f}",
                       f"{row['bytes'] / 1e6:.2f}", *[f"{1e3 * seconds[fmt][name]:.2f}" for fmt in costs])
     out.print(table)
+    notes = {"measured": "throughputs measured", "scaled": "no kernel here: scaled from fp32, not measured",
+             "modelled": "predicted, not measured: 16-bit fixed-point hardware"}
     for fmt, cost in costs.items():
         sources = sorted(set(cost.source.values()))
-        note = "predicted, not measured: 16-bit fixed-point hardware" if fmt == "fx16" else "/".join(sources)
-        out.print(f"{fmt:5s} step {1e3 * cost.step_seconds:8.2f} ms (overhead {1e3 * cost.overhead_seconds:.2f}) "
-                  f"epoch of {target.steps} steps {cost.epoch_seconds(target.steps):8.2f} s  [{note}]")
+        note = notes["modelled"] if fmt == "fx16" else "; ".join(notes.get(s, s) for s in sources)
+        out.print(f"{fmt:5s} step {1e3 * cost.step_seconds:8.2f} ms, epoch of {target.steps} steps "
+                  f"{cost.epoch_seconds(target.steps):8.2f} s  [{note}]", soft_wrap=True, markup=False)
 
 
 def _plot_costs(costs: dict, steps: int, path: Path) -> Path:
@@ -298,6 +300,8 @@ def bench_costmodel(
     seed: int = typer.Option(0, help="Seed of the candidates."),
     threads: Optional[int] = typer.Option(None, min=1, help="Torch threads (calibration is per thread count). "
                                                             "(default: torch's)"),
+    clock: str = typer.Option("wall", help="wall, or cpu: process CPU time with one thread (calibration and "
+                                           "runs), for a machine other work shares."),
     png: Optional[Path] = typer.Option(None, help="Plot predicted vs measured seconds here."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the result (with provenance) as JSON here."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -311,6 +315,8 @@ def bench_costmodel(
     from automl.nn.costmodel import check_formats
 
     names = check_formats([f.strip() for f in formats.split(",") if f.strip()])
+    if clock not in ("wall", "cpu"):
+        raise AutomlError(f"--clock {clock!r} is not wall or cpu")
 
     def tick(fmt: str, done: int, total: int, row: dict) -> None:  # stderr: --json output stays clean
         err.print(f"{fmt} {done}/{total} ({row['mflops']:.1f} MFLOPs): predicted {row['predicted_s']:.2f} s, "
@@ -318,7 +324,7 @@ def bench_costmodel(
 
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
     result = run(candidates=candidates, epochs=epochs, max_flops=limit, seed=seed, formats=tuple(names),
-                 device=str(pick_device(device)), threads=threads, progress=tick)
+                 device=str(pick_device(device)), threads=threads, clock=clock, progress=tick)
     if png is not None:
         plot(result, png)
     if out_file is not None:
