@@ -280,15 +280,15 @@ def _print_placement(target: Target, result: dict[str, Any]) -> None:
                       f"{4 * u['activation_elements'] / 1e3:.1f}", f"{1e3 * u['seconds']:.2f}")
     out.print(table)
     out.print(f"{result['workers']} workers, {result['bandwidth_bytes_per_s'] / 1e9:.3g} GB/s links, "
-              f"gradients {result['gradient_bytes'] / 1e6:.3f} MB per step")
+              f"gradients {result['gradient_bytes'] / 1e6:.3f} MB per step", soft_wrap=True)
     for s in result["strategies"]:
         extra = f" (server runs: {', '.join(s['detail']['server_units']) or 'nothing'})" if "server_units" in s["detail"] else ""
         out.print(f"  {s['name']:22s} {s['bytes_per_worker'] / 1e6:9.3f} MB per worker, busiest link "
-                  f"{s['bytes_busiest_link'] / 1e6:9.3f} MB, step {1e3 * s['step_seconds']:8.2f} ms{extra}")
+                  f"{s['bytes_busiest_link'] / 1e6:9.3f} MB, step {1e3 * s['step_seconds']:8.2f} ms{extra}", soft_wrap=True)
     if "ddp_check" in result:
         check = result["ddp_check"]
         out.print(f"DDP comm hook counted {check['bytes_per_step_median']:,} bytes all-reduced per step per worker "
-                  f"(predicted {result['gradient_bytes']:,}: {check['relative_error']:+.2%})")
+                  f"(predicted {result['gradient_bytes']:,}: {check['relative_error']:+.2%})", soft_wrap=True)
 
 
 def bench_costmodel(

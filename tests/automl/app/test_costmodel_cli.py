@@ -71,3 +71,24 @@ def test_search_dry_run_predicts_without_training_or_storing(capsys, in_tmp):
     code, out, _ = run(capsys, "search", "--dry-run", "--population", "4", "--budget", "8",
                        "--accelerate", "subset:fraction=0.5,sparsegrad")
     assert code == 0 and "predicted wall-clock" in out and "sparsegrad" in out
+
+
+def test_costmodel_of_a_study_trial_uses_the_studys_data_and_batch_size(capsys, in_tmp):
+    import search_spaces
+    from automl.core.pareto import DEFAULT_OBJECTIVES
+    from automl.store.study import StudyStore
+
+    space = search_spaces.get("mobile")
+    genome = space.parse(SMALLEST_MOBILE)
+    store = StudyStore.create("costed", None, DEFAULT_OBJECTIVES, {
+        "space": "mobile", "data": {"input_shape": [3, 32, 32], "num_classes": 10, "train": 320},
+        "train": {"batch_size": 32, "epochs": 2.0, "bn_samples": 64}})
+    trial = store.start(genome, space.genes(), {"key": genome.key()})
+    store.complete(trial, {"accuracy": 0.5, "flops": 1e6}, {"genome": SMALLEST_MOBILE})
+    code, out, _ = run(capsys, "costmodel", "--study", "costed", "--formats", "fp32", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["genome"] == SMALLEST_MOBILE and result["steps"] == 2 * 320 // 32
+    assert result["formats"]["fp32"]["batch_size"] == 32
+    code, _, err = run(capsys, "costmodel", "--study", "costed", "--trial", "7")
+    assert code == 2 and "trial 7" in err
