@@ -2,7 +2,8 @@
 
 Why: a user planning a search wants to know whether it takes minutes or a night. The genomes a
 search will meet are unknown until it runs (children depend on what their parents scored), so
-the prediction costs ``population`` genomes sampled from the space (under ``--max-flops``) with
+the prediction costs ``population`` genomes sampled from the space (repaired under ``--max-flops``
+as the engine repairs them) with
 the cost model and charges every evaluation their mean::
 
     T = P x (t_train(E) + t_eval + c) + (N - P) x (t_train(E_child) + t_eval + c)
@@ -24,19 +25,19 @@ from typing import Any
 import numpy as np
 
 STUDY_WRITE_S = 0.15  # per evaluation: trial creation, user attributes and the weights artifact (SQLite)
-MAX_SAMPLE_TRIES = 200
 
 
 def _sample(space, rng: np.random.Generator, count: int, max_flops: float | None, flops_of) -> list:
-    """``count`` genomes from the space, each under ``max_flops`` where one can be found."""
+    """``count`` genomes from the space, each repaired under ``max_flops`` as the engine repairs."""
+    from automl.search.engine import repair_row
+
+    n_choices = np.array([len(c) for c in space.genes().values()])
     genomes = []
     for _ in range(count):
-        found = space.sample(rng)
-        for _ in range(MAX_SAMPLE_TRIES if max_flops is not None else 0):
-            if flops_of(found) <= max_flops:
-                break
-            found = space.sample(rng)
-        genomes.append(found)
+        x = rng.integers(n_choices)
+        if max_flops is not None:
+            x = repair_row(x, n_choices, lambda row: max(0.0, flops_of(space.decode(row)) / max_flops - 1), rng)
+        genomes.append(space.decode(x))
     return genomes
 
 
