@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from automl import __version__
-from automl.app.commands import ablate, bench, catalog, grow, models, search, studies, studies_list
+from automl.app.commands import ablate, bench, catalog, costmodel, grow, models, search, studies, studies_list
 from automl.core.errors import AutomlError
 
 app = typer.Typer(
@@ -40,12 +40,15 @@ spaces_app.callback()(catalog.spaces)
 spaces_app.command("show")(catalog.show_space)
 app.command(name="accelerators")(catalog.list_accelerators)
 app.command()(ablate.ablate)
+app.command()(costmodel.costmodel)
+app.command()(costmodel.placement)
 bench_app.command("trainer")(bench.bench_trainer)
 bench_app.command("engine")(bench.bench_engine)
 bench_app.command("warmstart")(bench.bench_warmstart)
 bench_app.command("search")(bench.bench_search)
 bench_app.command("accelerators")(bench.bench_accelerators)
 bench_app.command("grow")(grow.bench_grow)
+bench_app.command("costmodel")(costmodel.bench_costmodel)
 
 
 def _version(value: bool) -> None:

@@ -78,3 +78,21 @@ def postgres_url():
         yield url
     finally:
         subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cost_calibration(tmp_path_factory):
+    """A fixed machine calibration in a private cache for the cost model: no test runs the
+    micro-benchmarks by accident or writes to the user's cache (tests of calibration call it
+    directly). Throughputs of a modest CPU, so predictions have realistic magnitudes."""
+    from automl.nn.calibrate import device_key, save_calibration
+    from automl.nn.costmodel import FORMATS, KINDS, Calibration
+
+    os.environ["AUTOML_CACHE_DIR"] = str(tmp_path_factory.mktemp("automl-cache"))
+    base = {"conv": 2e10, "depthwise": 3e9, "matmul": 2e10, "elementwise": 5e8}
+    throughput = {kind: {fmt: base[kind] * 4 / size for fmt, size in FORMATS.items()} for kind in KINDS}
+    calibration = Calibration("cpu", torch.get_num_threads(), throughput, 2e10, 1e-5, 1e-3,
+                              {kind: {fmt: "measured" for fmt in FORMATS} for kind in KINDS},
+                              device_key(torch.device("cpu")))
+    save_calibration(calibration)
+    return calibration

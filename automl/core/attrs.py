@@ -18,6 +18,7 @@ FLOPS = "flops"
 MFLOPS = "mflops"
 PARAMS = "params"
 SECONDS = "seconds"
+PREDICTED_SECONDS = "predicted_seconds"  # the cost model's prediction of SECONDS (plain fp32 training)
 EPOCHS = "epochs"
 SEED = "seed"
 ACCELERATORS = "accelerators"

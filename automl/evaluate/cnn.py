@@ -18,6 +18,9 @@ from automl.search.engine import candidate_seed
 from automl.core.attrs import SCRATCH_REASON, TRANSFORMS, WARM_START_FROM
 from automl.core.errors import CandidateFailed, CannotInherit, StudyError
 from automl.nn.flops import count_flops, count_params, training_flops
+from automl.nn.calibrate import calibration_for
+from automl.nn.costmodel import predict_training
+from automl.data import batches_per_epoch
 from automl.core.genome import Genome
 from automl.core.progress import SilentProgress
 from automl.train.loop import TrainConfig, train
@@ -47,6 +50,7 @@ class CNNEvaluator:
         self.device = torch.device(device)
         self.progress = progress or SilentProgress()
         self._cost = lru_cache(maxsize=4096)(self._measure_cost)
+        self._calibration = None
 
     def build(self, genome: Genome) -> torch.nn.Module:
         return self.space.build(genome, self.data.input_shape, self.data.num_classes)
@@ -102,6 +106,7 @@ class CNNEvaluator:
         config = replace(self.config, epochs=self.warm_epochs) if warm else self.config
         flops, params = count_flops(model, self.data.input_shape), sum(p.numel() for p in model.parameters())
         chosen = accelerators.parse(self.accelerate)
+        predicted = self.predicted_seconds(model, config)
         try:
             result = train(model, self.data, config, seed=seed, accelerators=chosen,
                            device=self.device, on_epoch=self.progress.epoch_finished,
@@ -114,7 +119,7 @@ class CNNEvaluator:
                 report["training_flops_saved_fraction"] = report["training_flops_saved"] / training_flops_total
         attrs = {
             "flops": flops, "mflops": flops / 1e6, "params": params,
-            "seconds": result.seconds, "eval_seconds": result.eval_seconds, "epochs": result.epochs,
+            "seconds": result.seconds, "predicted_seconds": predicted, "eval_seconds": result.eval_seconds, "epochs": result.epochs,
             "samples_per_s": result.samples_per_s, "train_loss": result.loss, "seed": seed,
             "accelerators": [a.spec() for a in chosen], "accelerator_reports": result.accelerators,
             "device": str(self.device), "warm_start": warm, **warm_attrs,
@@ -136,6 +141,15 @@ class CNNEvaluator:
         pruned = any(report.get("pruned") for report in result.accelerators.values())
         return Evaluation({"accuracy": result.accuracy, "flops": float(flops)}, attrs, weights=weights,
                           pruned=pruned)
+
+    def predicted_seconds(self, model: torch.nn.Module, config: TrainConfig) -> float:
+        """The cost model's training seconds for this run (plain fp32 training; the machine is
+        calibrated once and cached), recorded beside the measured seconds."""
+        if self._calibration is None:
+            self._calibration = calibration_for(self.device)
+        steps = max(1, round(config.epochs * batches_per_epoch(self.data.train, config.batch_size)))
+        return predict_training(model, self.data.input_shape, config.batch_size, steps, self._calibration,
+                                "fp32", config.bn_samples)
 
     def matches_genome(self, weights: dict, genome: Genome) -> bool:
         expected = self.build(genome).state_dict()

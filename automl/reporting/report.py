@@ -168,6 +168,18 @@ def shown_settings(settings: dict[str, Any], trials: list[FrozenTrial]) -> dict[
     return shown
 
 
+def prediction_facts(trials: list[FrozenTrial]) -> dict[str, Any] | None:
+    """The cost model's predicted training seconds against the measured ones, where trials have both."""
+    pairs = [(float(t.user_attrs["predicted_seconds"]), float(t.user_attrs["seconds"])) for t in trials
+             if isinstance(t.user_attrs.get("predicted_seconds"), (int, float)) and t.user_attrs.get("seconds")]
+    if not pairs:
+        return None
+    errors = [abs(p - m) / m for p, m in pairs]
+    return {"trials": len(pairs), "predicted_seconds": sum(p for p, _ in pairs),
+            "measured_seconds": sum(m for _, m in pairs), "median_abs_error": statistics.median(errors),
+            "worst_abs_error": max(errors)}
+
+
 def report_facts(store: StudyStore) -> dict[str, Any]:
     """Everything the page shows, as plain data (also what ``--json`` prints)."""
     trials = evaluated_trials(store)
@@ -191,6 +203,9 @@ def report_facts(store: StudyStore) -> dict[str, Any]:
         "accelerators": accelerator_facts(store),
         "warm_starts": warm_start_facts(store),
         "warm_start_savings": warm_start_savings(store),
+
+
+        "predicted": prediction_facts(trials),
     }
 
 
@@ -257,7 +272,8 @@ def _tables(facts: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     tables.append(("Study", ["setting", "value"],
                    [[k, _fmt(v)] for k, v in {**facts["settings"], **facts["data"]}.items()]
                    + [["trials", ", ".join(f"{n} {s}" for s, n in facts["counts"].items()) or "none"],
-                      ["training seconds (all trials)", f"{facts['training_seconds']:.1f}"]], ""))
+                      ["training seconds (all trials)", f"{facts['training_seconds']:.1f}"]]
+                   + _predicted_rows(facts.get("predicted")), ""))
     names = [name for name, _ in facts["objectives"]]
     header = ["trial", "genome", *["MFLOPs" if n == "flops" else f"validation {n}" if n == "accuracy" else n
                                    for n in names], "params", "seconds", "epochs", "warm start from", "accelerators"]
@@ -295,6 +311,16 @@ def _tables(facts: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
                         ["mean epochs", _fmt(warm["mean_epochs_warm"], 3), _fmt(warm["mean_epochs_scratch"], 3)]],
                        note))
     return tables
+
+
+def _predicted_rows(predicted: dict[str, Any] | None) -> list[list[str]]:
+    """The cost model's row of the Study table: predicted vs measured training seconds."""
+    if not predicted:
+        return []
+    return [["training seconds predicted by the cost model",
+             f"{predicted['predicted_seconds']:.1f} vs {predicted['measured_seconds']:.1f} measured over "
+             f"{predicted['trials']} trials (median error {predicted['median_abs_error']:.0%}, "
+             f"worst {predicted['worst_abs_error']:.0%})"]]
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}

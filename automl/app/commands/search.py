@@ -58,6 +58,8 @@ def search(
     config: Optional[Path] = typer.Option(None, help="TOML study config; flags override it."),
     quiet: Optional[bool] = typer.Option(None, "--quiet", "-q", help="No progress; print the front only."),
     as_json: Optional[bool] = typer.Option(None, "--json", help="Print the result as JSON (progress lines go to stderr)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the predicted wall-clock of the search "
+                                 "(cost model) and exit; nothing trains, nothing is stored."),
 ) -> None:
     """Evolve architectures to the Pareto front of validation accuracy vs forward FLOPs."""
     flags = dict(space=space, dataset=dataset, data_root=data_root, download=download, study=study,
@@ -77,6 +79,15 @@ def search(
     from automl.app.runner import run_search, validate_names
 
     validate_names(settings)
+    if dry_run:
+        from automl.app.dryrun import describe, predict_search
+
+        prediction = predict_search(settings)
+        if settings.json:
+            print(json.dumps(prediction, indent=2))
+        else:
+            out.print(describe(prediction))
+        return
     if not settings.resume and not settings.study:
         settings.study = settings.study_name()
     from automl.reporting.report import warm_start_savings

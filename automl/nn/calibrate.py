@@ -1,0 +1,278 @@
+"""Micro-benchmarks that give the cost model its machine: throughput per operator kind and
+number format, memory bandwidth, the cost of one operator call and of one training step.
+
+Why a calibration rather than datasheet numbers: what decides a small CNN's epoch on a CPU
+is what the kernels reach at the shapes such networks have (1x1 convolutions of tens of
+channels, depthwise kernels, 28x28 maps), and the fixed cost per operator. Each benchmark
+runs a layer of a mobile network's shape forward and backward in the format, and its
+operators are traced (:func:`automl.nn.costmodel.trace_ops`) so the FLOPs it did are counted
+exactly as a candidate's are. Run once per machine and cached as JSON under the user's cache
+directory (``$AUTOML_CACHE_DIR``, else ``$XDG_CACHE_HOME/automl``, else ``~/.cache/automl``),
+keyed by device, its model name and the thread count.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from automl.core.errors import AutomlError
+from automl.nn.costmodel import FORMATS, KINDS, Calibration, Op, trace_ops, trace_step
+
+NATIVE_CANDIDATES = ("fp32", "bf16", "fp16")  # formats torch may run natively; int8/fx16 never train here
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+BATCH = 64
+WINDOW_S = 0.1  # seconds per timing window
+COPIES = 8  # inputs each benchmark cycles through: training streams activations from memory, not cache
+
+
+def cache_dir() -> Path:
+    if os.environ.get("AUTOML_CACHE_DIR"):
+        return Path(os.environ["AUTOML_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "automl"
+
+
+def cache_path() -> Path:
+    machine = "".join(c if c.isalnum() or c in "-_." else "_" for c in platform.node() or "machine")
+    return cache_dir() / f"costmodel-{machine}.json"
+
+
+def device_key(device: torch.device, clock: str = "wall") -> str:
+    """What a calibration is valid for: device kind, its model name, the threads used (and the
+    clock, where it is CPU time rather than wall-clock)."""
+    suffix = "" if clock == "wall" else f":{clock}-time"
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}{suffix}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu:{cpu}:{torch.get_num_threads()}threads{suffix}"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]  # the clock timed() reads; calibrate(clock=...) switches it for its run
+
+
+def timed(fn: Callable[[], object], device: torch.device, windows: int = 3) -> float:
+    """Median seconds of one call over ``windows`` windows of about WINDOW_S each, after warm-up."""
+    fn()
+    _sync(device)
+    started = _clock()
+    fn()
+    _sync(device)
+    once = max(_clock() - started, 1e-7)
+    repeats = max(1, min(200, round(WINDOW_S / once)))
+    samples = []
+    for _ in range(windows):
+        started = _clock()
+        for _ in range(repeats):
+            fn()
+        _sync(device)
+        samples.append((_clock() - started) / repeats)
+    return statistics.median(samples)
+
+
+def _layer_step(module: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+                ) -> tuple[Callable[[], object], Callable[[], object]]:
+    """A forward-and-backward call of ``module`` on inputs of ``shape``: on ``device`` (cycling
+    through COPIES inputs) and on meta (one input, for the trace)."""
+    def make(layer: nn.Module, dev: torch.device, copies: int) -> Callable[[], object]:
+        layer = layer.to(device=dev, dtype=dtype)
+        if len(shape) == 4:
+            layer = layer.to(memory_format=torch.channels_last)
+        pairs = []
+        for _ in range(copies):
+            x = torch.empty(shape, device=dev, dtype=dtype)
+            if dev.type != "meta":
+                x.normal_()
+            x = (x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x).requires_grad_(True)
+            pairs.append((x, torch.ones_like(layer(x))))
+        turn = itertools.cycle(pairs)
+
+        def step() -> None:
+            x, grad = next(turn)
+            layer.zero_grad(set_to_none=True)
+            layer(x).backward(grad)
+        return step
+
+    meta_step = make(copy.deepcopy(module), torch.device("meta"), 1)
+    return make(module, device, COPIES), meta_step
+
+
+def _micro_layers() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
+    """One layer per kind, at shapes a mobile candidate on 28x28 inputs has."""
+    return {
+        "conv": (nn.Conv2d(48, 144, 1, bias=False), (BATCH, 48, 14, 14)),
+        "depthwise": (nn.Conv2d(144, 144, 5, padding=2, groups=144, bias=False), (BATCH, 144, 14, 14)),
+        "matmul": (nn.Linear(512, 512), (4 * BATCH, 512)),
+        "elementwise": (nn.Sequential(nn.BatchNorm2d(144), nn.ReLU6()), (BATCH, 144, 14, 14)),
+    }
+
+
+def _throughput(ops: list[Op], kind: str, seconds: float, other: float) -> float:
+    """FLOP/s of ``kind`` given the measured seconds and what the other ops are charged."""
+    flops = sum(op.flops for op in ops if op.kind == kind)
+    return flops / max(seconds - other, 0.05 * seconds)
+
+
+def _measure_format(fmt: str, device: torch.device, latency: float, bandwidth: float) -> dict[str, float] | None:
+    """Throughput per kind in ``fmt``, or None where torch has no kernels for it here."""
+    dtype = _DTYPES[fmt]
+    found: dict[str, float] = {}
+    try:
+        for kind in ("elementwise", "conv", "depthwise", "matmul"):
+            module, shape = _micro_layers()[kind]
+            step, meta_step = _layer_step(module, shape, dtype, device)
+            ops = trace_ops(meta_step)
+            seconds = timed(step, device)
+            other = len(ops) * latency + sum(
+                op.elements * FORMATS[fmt] / bandwidth if op.kind == "elementwise" and kind != "elementwise" else 0.0
+                for op in ops)
+            found[kind] = _throughput(ops, kind, seconds, other)
+    except (RuntimeError, NotImplementedError):
+        return None
+    return found
+
+
+def _op_latency(device: torch.device) -> float:
+    """Seconds per operator: a chain of elementwise ops on 16 elements, forward and backward."""
+    def chain(dev: torch.device):
+        x = torch.ones(16, device=dev, requires_grad=True)
+
+        def step() -> None:
+            y = x
+            for _ in range(32):
+                y = y * 1.0001
+            y.sum().backward()
+        return step
+    ops = trace_ops(chain(torch.device("meta")))
+    return timed(chain(device), device) / max(len(ops), 1)
+
+
+def _bandwidth(device: torch.device, latency: float) -> float:
+    """Bytes/s of an elementwise add over tensors the size of a mobile candidate's activations,
+    cycling through 4 x COPIES of them as training streams through its activations."""
+    sets = [tuple(torch.randn(BATCH * 96 * 14 * 14, device=device) for _ in range(3)) for _ in range(4 * COPIES)]
+    turn = itertools.cycle(sets)
+
+    def add() -> None:
+        a, b, c = next(turn)
+        torch.add(a, b, out=c)
+    seconds = timed(add, device)
+    return 3 * sets[0][0].numel() * 4 / max(seconds - latency, 1e-9)
+
+
+def _step_overhead(device: torch.device, latency: float) -> float:
+    """Seconds of a training step of a one-layer model, less its operators: batching, the
+    schedule and the Python loop, which every step pays whatever the model."""
+    model = nn.Linear(4, 2).to(device)
+    data = torch.randn(1024, 4, device=device)
+    labels = torch.zeros(1024, dtype=torch.long, device=device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=10**6)
+    order = torch.randperm(1024, device=device)
+
+    def step() -> None:
+        index = order[:BATCH]
+        loss = F.cross_entropy(model(data[index]), labels[index], label_smoothing=0.1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss.detach()
+    ops = trace_step(model, (4,), BATCH)
+    return max(timed(step, device) - len(ops) * latency, 0.0)
+
+
+def calibrate(device: torch.device | str = "cpu", clock: str = "wall") -> Calibration:
+    """Run the micro-benchmarks on ``device`` (a few seconds to a minute).
+
+    ``clock="cpu"`` times them in process CPU time instead of wall-clock: on a machine shared
+    with other work, wall-clock mostly measures how long the process waited for a core; CPU
+    time (with one torch thread) measures what the model describes.
+    """
+    global _clock
+    if clock not in CLOCKS or (clock == "cpu" and torch.device(device).type != "cpu"):
+        raise AutomlError(f"unknown clock {clock!r} for {device} (wall, or cpu on a CPU)")
+    _clock = CLOCKS[clock]
+    try:
+        return _calibrate(torch.device(device), clock)
+    finally:
+        _clock = CLOCKS["wall"]
+
+
+def _calibrate(device: torch.device, clock: str) -> Calibration:
+    latency = _op_latency(device)
+    bandwidth = _bandwidth(device, latency)
+    throughput: dict[str, dict[str, float]] = {kind: {} for kind in KINDS}
+    source: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+    for fmt in NATIVE_CANDIDATES:
+        found = _measure_format(fmt, device, latency, bandwidth)
+        for kind in KINDS:
+            if found is not None:
+                throughput[kind][fmt], source[kind][fmt] = found[kind], "measured"
+    for fmt, size in FORMATS.items():
+        for kind in KINDS:
+            if fmt not in throughput[kind]:  # no kernel here: fp32's lanes, 4 / bytes as many of them
+                throughput[kind][fmt] = throughput[kind]["fp32"] * 4 / size
+                source[kind][fmt] = "modelled" if fmt == "fx16" else "scaled"
+    return Calibration(str(device), torch.get_num_threads(), throughput, bandwidth, latency,
+                       _step_overhead(device, latency), source, device_key(device, clock), clock)
+
+
+def load_calibration(device: torch.device | str = "cpu", clock: str = "wall") -> Calibration | None:
+    """The cached calibration of this device, or None."""
+    path = cache_path()
+    try:
+        entries = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise AutomlError(f"cannot read the cost-model cache {str(path)!r}: {error}; delete it and "
+                          f"run `automl costmodel --calibrate`") from None
+    entry = entries.get(device_key(torch.device(device), clock))
+    return Calibration.from_json(entry) if entry else None
+
+
+def save_calibration(calibration: Calibration) -> Path:
+    path = cache_path()
+    try:
+        entries = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        entries = {}
+    entries[calibration.machine] = calibration.to_json()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(entries, indent=2) + "\n")
+    except OSError as error:
+        raise AutomlError(f"cannot write the cost-model cache {str(path)!r}: {error.strerror or error}") from None
+    return path
+
+
+def calibration_for(device: torch.device | str = "cpu", refresh: bool = False, clock: str = "wall") -> Calibration:
+    """The cached calibration, measured and cached first where there is none (or on ``refresh``)."""
+    found = None if refresh else load_calibration(device, clock)
+    if found is None:
+        found = calibrate(device, clock)
+        save_calibration(found)
+    return found

@@ -1,0 +1,283 @@
+"""A per-layer roofline model of one training epoch, in any number format.
+
+Why: the training-cost rule (3 x forward FLOPs) ranks architectures but does not say how long
+an epoch takes, nor how that time changes with the number format (Gupta et al. 2015 train in
+16-bit fixed point). Here every operator one training step dispatches - forward, backward and
+the optimizer's update - is traced once on the ``meta`` device (shapes only, no arithmetic),
+classified by kind (dense convolution, depthwise convolution, matrix product, elementwise)
+and charged, per number format ``f``::
+
+    t_op      = max(FLOPs_op / P[kind, f],  elements_op x bytes(f) / B)  +  L
+    t_step    = sum over ops of t_op  +  S
+    t_epoch   = steps x t_step
+
+``P`` is the machine's throughput for that kind and format, ``B`` its memory bandwidth, ``L``
+the fixed cost of dispatching one operator and ``S`` the per-step cost outside the operators
+(batching, the schedule, the Python loop); all four come from :mod:`automl.nn.calibrate`.
+FLOPs of convolutions and matrix products follow ``torch.utils.flop_counter`` (2 per
+multiply-add, backward included); an elementwise operator counts one FLOP per output element.
+``elements_op`` are the elements of every tensor the operator reads or writes; views move
+nothing and are skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+from torch.utils.module_tracker import ModuleTracker
+
+from automl.core.errors import AutomlError
+
+FORMATS: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fx16": 2}  # bytes per element
+KINDS = ("conv", "depthwise", "matmul", "elementwise")
+PHASES = ("forward", "backward", "optimizer")
+_MATMULS = {"mm", "addmm", "bmm", "matmul", "linear", "baddbmm", "_int_mm"}
+_CONVS = {"convolution", "convolution_backward", "_convolution", "mkldnn_convolution"}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One dispatched operator of a training step: who ran it, what kind, how much work."""
+
+    layer: str
+    kind: str
+    phase: str
+    flops: float
+    elements: float  # elements read and written
+
+
+@dataclass
+class Calibration:
+    """What a machine does per second, per operator kind and number format.
+
+    ``source[kind][format]`` says how each throughput was obtained: ``measured`` (a
+    micro-benchmark ran in that format), ``scaled`` (no native kernel: fp32's throughput times
+    4 / bytes per element, the lanes a SIMD unit of the same width holds) or ``modelled``
+    (fx16: 16-bit fixed point as such hardware would run it; predicted, never measured).
+    """
+
+    device: str
+    threads: int
+    throughput: dict[str, dict[str, float]]  # kind -> format -> FLOP/s
+    bandwidth: float  # bytes/s
+    op_latency: float  # s per operator
+    step_overhead: float  # s per training step outside the operators
+    source: dict[str, dict[str, str]] = field(default_factory=dict)
+    machine: str = ""
+    clock: str = "wall"  # or "cpu": timed in process CPU time (a shared machine's honest clock)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Calibration:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def check_formats(names: list[str]) -> list[str]:
+    """The formats named, or an error naming the unknown one and the known ones."""
+    for name in names:
+        if name not in FORMATS:
+            raise AutomlError(f"unknown number format {name!r} (known: {', '.join(FORMATS)})")
+    if not names:
+        raise AutomlError(f"no number format given (known: {', '.join(FORMATS)})")
+    return names
+
+
+def op_kind(name: str, args: tuple) -> str:
+    """Classify an aten operator: convolutions by their groups, matrix products, the rest."""
+    if name in _CONVS:
+        groups = args[-2] if name == "convolution_backward" else args[8] if len(args) > 8 else 1
+        return "depthwise" if isinstance(groups, int) and groups > 1 else "conv"
+    return "matmul" if name in _MATMULS else "elementwise"
+
+
+def _conv_backward_flops(args: tuple) -> float:
+    """FLOPs of a convolution's backward: one forward's worth for the input gradient and one
+    for the weight gradient, each only where asked for. (torch's own formula ignores
+    ``groups`` and charges a depthwise backward ~100x its forward.)"""
+    grad_output, weight, mask = args[0], args[2], args[-1]
+    forward = 2.0 * grad_output.numel() * weight[0].numel()
+    return forward * (int(bool(mask[0])) + int(bool(mask[1])))
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
+def _is_view(func) -> bool:
+    """An operator that returns an alias without writing it (view, detach, t, expand)."""
+    returns = func._schema.returns
+    return bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
+
+
+class _Recorder(TorchDispatchMode):
+    """Records every operator with its layer (the innermost module running), kind and work."""
+
+    def __init__(self, tracker: ModuleTracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+        self.phase = "forward"
+        self.ops: list[Op] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = func._overloadpacket.__name__
+        if name.startswith("_record_function") or _is_view(func):
+            return out
+        outputs = _tensors(out)
+        if not outputs:
+            return out
+        formula = flop_registry.get(func._overloadpacket)
+        kind = op_kind(name, args)
+        if name == "convolution_backward":
+            flops = _conv_backward_flops(args)
+        elif formula is not None:
+            flops = float(formula(*args, **kwargs, out_val=out))
+        else:
+            flops = float(sum(t.numel() for t in outputs))
+        elements = float(sum(t.numel() for t in _tensors(args) + _tensors(list(kwargs.values())) + outputs))
+        self.ops.append(Op(self._layer(), kind, self._phase(), flops, elements))
+        return out
+
+    def _phase(self) -> str:
+        return "backward" if self.phase == "forward" and self.tracker.is_bw else self.phase
+
+    def _layer(self) -> str:
+        names = [n for n in self.tracker.parents if n != "Global"]
+        if not names or self.phase == "optimizer":
+            return "optimizer" if self.phase == "optimizer" else "loss"
+        innermost = max(names, key=lambda n: n.count("."))
+        return innermost.split(".", 1)[1] if "." in innermost else innermost
+
+
+def trace_ops(fn: Callable[[], object]) -> list[Op]:
+    """The operators ``fn`` dispatches (run it on meta tensors: shapes only), each with its
+    layer (the innermost module running), kind and work."""
+    tracker = ModuleTracker()
+    recorder = _Recorder(tracker)
+    with tracker, recorder:
+        fn()
+    return recorder.ops
+
+
+def trace_step(model: nn.Module, input_shape: tuple[int, ...], batch_size: int,
+               label_smoothing: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4) -> list[Op]:
+    """The operators of one training step of ``model`` (channels_last, cross-entropy with label
+    smoothing, SGD with Nesterov momentum - the trainer's recipe), traced on the meta device.
+
+    The model itself is not touched: a copy moves to ``meta``, where operators compute shapes
+    only, so a trace costs well under a second whatever the model's size.
+    """
+    meta = copy.deepcopy(model).to(device="meta")
+    inputs = torch.empty((batch_size, *input_shape), device="meta")
+    if inputs.dim() == 4:
+        meta = meta.to(memory_format=torch.channels_last)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    meta.train()
+    targets = torch.zeros(batch_size, dtype=torch.long, device="meta")
+    optimizer = torch.optim.SGD(meta.parameters(), lr=0.1, momentum=momentum, nesterov=True,
+                                weight_decay=weight_decay)
+    tracker = ModuleTracker()
+    recorder = _Recorder(tracker)
+    with tracker, recorder:
+        loss = F.cross_entropy(meta(inputs), targets, label_smoothing=label_smoothing)
+        loss.backward()
+        recorder.phase = "setup"  # the first update creates the momentum buffers: not a step's work
+        optimizer.step()
+        recorder.ops = [op for op in recorder.ops if op.phase != "setup"]
+        recorder.phase = "optimizer"
+        optimizer.step()
+    return recorder.ops
+
+
+def op_seconds(op: Op, fmt: str, calibration: Calibration) -> tuple[float, bool]:
+    """Roofline time of one operator in ``fmt`` and whether memory, not compute, bounds it."""
+    compute = op.flops / calibration.throughput[op.kind][fmt]
+    memory = op.elements * FORMATS[fmt] / calibration.bandwidth
+    return max(compute, memory) + calibration.op_latency, memory > compute
+
+
+@dataclass
+class LayerCost:
+    """One layer's share of a training step in one format."""
+
+    layer: str
+    kind: str
+    forward_flops: float
+    backward_flops: float
+    bytes: float
+    seconds: float
+    memory_bound: bool
+
+
+@dataclass
+class StepCost:
+    """Predicted seconds of a training step and an epoch in one number format."""
+
+    format: str
+    batch_size: int
+    step_seconds: float
+    forward_seconds: float  # the forward ops alone (BatchNorm re-estimation runs only these)
+    overhead_seconds: float
+    layers: list[LayerCost]
+    source: dict[str, str]  # kind -> measured / scaled / modelled
+
+    def epoch_seconds(self, steps: int) -> float:
+        return steps * self.step_seconds
+
+
+def _dominant_kind(kinds: dict[str, float]) -> str:
+    heavy = {k: v for k, v in kinds.items() if k != "elementwise"}
+    return max(heavy, key=heavy.get) if heavy else "elementwise"
+
+
+def step_cost(ops: list[Op], calibration: Calibration, fmt: str, batch_size: int) -> StepCost:
+    """Charge every traced operator its roofline time and sum them per layer."""
+    if fmt not in calibration.throughput.get("conv", {}):
+        raise AutomlError(f"the calibration of {calibration.device} has no number format {fmt!r}")
+    rows: dict[str, dict[str, Any]] = {}
+    forward = 0.0
+    for op in ops:
+        seconds, memory_bound = op_seconds(op, fmt, calibration)
+        row = rows.setdefault(op.layer, {"kinds": defaultdict(float), "fwd": 0.0, "bwd": 0.0, "bytes": 0.0,
+                                         "seconds": 0.0, "memory": 0.0})
+        row["kinds"][op.kind] += op.flops
+        row["fwd" if op.phase == "forward" else "bwd"] += op.flops if op.phase != "optimizer" else 0.0
+        row["bytes"] += op.elements * FORMATS[fmt]
+        row["seconds"] += seconds
+        row["memory"] += seconds if memory_bound else 0.0
+        forward += seconds if op.phase == "forward" else 0.0
+    layers = [LayerCost(name, _dominant_kind(r["kinds"]), r["fwd"], r["bwd"], r["bytes"], r["seconds"],
+                        r["memory"] > r["seconds"] / 2) for name, r in rows.items()]
+    total = sum(layer.seconds for layer in layers) + calibration.step_overhead
+    source = {kind: calibration.source.get(kind, {}).get(fmt, "measured") for kind in KINDS}
+    return StepCost(fmt, batch_size, total, forward, calibration.step_overhead, layers, source)
+
+
+def training_seconds(cost: StepCost, steps: int, bn_batches: int = 0) -> float:
+    """Predicted seconds of a training run: ``steps`` steps plus the forward-only batches the
+    trainer's BatchNorm re-estimation runs at the end (they are part of its measured time)."""
+    return steps * cost.step_seconds + bn_batches * (cost.forward_seconds + cost.overhead_seconds)
+
+
+def predict_training(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, steps: int,
+                     calibration: Calibration, fmt: str = "fp32", bn_samples: int = 0) -> float:
+    """Predicted seconds for the trainer to train ``model`` for ``steps`` steps of ``batch_size``,
+    its BatchNorm re-estimation over ``bn_samples`` training images included."""
+    cost = step_cost(trace_step(model, input_shape, batch_size), calibration, fmt, batch_size)
+    return training_seconds(cost, steps, -(-bn_samples // batch_size) if bn_samples > 0 else 0)

@@ -1,0 +1,97 @@
+"""The roofline cost model: what a traced training step contains and how it is charged."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import search_spaces
+from automl.core.errors import AutomlError
+from automl.nn.costmodel import (FORMATS, Calibration, Op, check_formats, op_seconds, predict_training, step_cost,
+                                 trace_step, training_seconds)
+from automl.nn.flops import count_flops
+from tests.conftest import SMALLEST_MOBILE
+
+
+def mobile(genome: str = SMALLEST_MOBILE) -> nn.Module:
+    space = search_spaces.get("mobile")
+    return space.build(space.parse(genome), (1, 28, 28), 10)
+
+
+def test_forward_flops_of_a_traced_step_match_the_projects_flops_convention():
+    model = mobile()
+    ops = trace_step(model, (1, 28, 28), batch_size=4)
+    forward = sum(op.flops for op in ops if op.phase == "forward" and op.kind != "elementwise")
+    assert forward == pytest.approx(4 * count_flops(model, (1, 28, 28)), rel=1e-9)
+
+
+def test_backward_costs_two_forwards_except_the_input_gradient_of_the_first_layer():
+    model = mobile()
+    ops = trace_step(model, (1, 28, 28), batch_size=4)
+    heavy = [op for op in ops if op.kind != "elementwise"]
+    forward = sum(op.flops for op in heavy if op.phase == "forward")
+    backward = sum(op.flops for op in heavy if op.phase == "backward")
+    stem = sum(op.flops for op in heavy if op.phase == "forward" and op.layer == "stem.0")
+    assert backward == pytest.approx(2 * forward - stem, rel=1e-9)
+
+
+def test_operators_are_classified_by_kind_and_phase():
+    ops = trace_step(mobile(), (1, 28, 28), batch_size=2)
+    kinds = {(op.layer, op.kind) for op in ops}
+    assert ("stages.0.0.depthwise.0", "depthwise") in kinds
+    assert ("stages.0.0.expand.0", "conv") in kinds
+    assert ("classifier", "matmul") in kinds
+    assert ("stem.1", "elementwise") in kinds  # BatchNorm
+    assert {op.phase for op in ops} == {"forward", "backward", "optimizer"}
+    assert all(op.elements > 0 for op in ops if op.kind != "elementwise")
+
+
+def test_tracing_leaves_the_model_alone():
+    model = mobile()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trace_step(model, (1, 28, 28), batch_size=2)
+    assert all(p.device.type == "cpu" and p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _calibration(bandwidth: float = 1e9) -> Calibration:
+    throughput = {kind: {fmt: 1e9 * 4 / size for fmt, size in FORMATS.items()}
+                  for kind in ("conv", "depthwise", "matmul", "elementwise")}
+    return Calibration("cpu", 1, throughput, bandwidth, op_latency=1e-6, step_overhead=1e-3)
+
+
+def test_an_operator_costs_the_larger_of_its_compute_and_memory_time_plus_latency():
+    calibration = _calibration()
+    compute_bound = Op("a", "conv", "forward", flops=2e9, elements=1e6)  # 2 s compute, 4 ms memory in fp32
+    seconds, memory_bound = op_seconds(compute_bound, "fp32", calibration)
+    assert seconds == pytest.approx(2.0 + 1e-6) and not memory_bound
+    memory_op = Op("b", "elementwise", "forward", flops=1e6, elements=1e9)  # 4 s of memory in fp32
+    seconds, memory_bound = op_seconds(memory_op, "fp32", calibration)
+    assert seconds == pytest.approx(4.0 + 1e-6) and memory_bound
+    assert op_seconds(memory_op, "bf16", calibration)[0] == pytest.approx(2.0 + 1e-6)  # half the bytes
+
+
+def test_step_and_training_seconds_add_up():
+    calibration = _calibration()
+    ops = [Op("a", "conv", "forward", 1e9, 10), Op("a", "conv", "backward", 2e9, 10),
+           Op("b", "elementwise", "optimizer", 10, 1e9)]
+    cost = step_cost(ops, calibration, "fp32", batch_size=8)
+    assert cost.step_seconds == pytest.approx(1.0 + 2.0 + 4.0 + 3e-6 + 1e-3)
+    assert cost.forward_seconds == pytest.approx(1.0 + 1e-6)
+    assert {layer.layer: layer.forward_flops for layer in cost.layers} == {"a": 1e9, "b": 0.0}
+    assert training_seconds(cost, steps=10, bn_batches=2) == pytest.approx(
+        10 * cost.step_seconds + 2 * (cost.forward_seconds + 1e-3))
+
+
+def test_lower_precision_formats_are_predicted_faster(cost_calibration):
+    model = mobile("stem32-ir_r2_k5_e6_c24-ir_r2_k5_e6_c40-ir_r2_k5_e6_c64-ir_r2_k5_e6_c96-ir_r2_k5_e6_c128-head512")
+    seconds = {fmt: predict_training(model, (1, 28, 28), 64, 54, cost_calibration, fmt, 1024) for fmt in FORMATS}
+    assert seconds["int8"] < seconds["bf16"] < seconds["fp32"]
+    assert seconds["bf16"] == pytest.approx(seconds["fx16"])  # both 16-bit: same bytes, same lanes here
+
+
+def test_unknown_formats_are_user_errors():
+    assert check_formats(["fp32", "fx16"]) == ["fp32", "fx16"]
+    with pytest.raises(AutomlError, match="fp64"):
+        check_formats(["fp64"])
