@@ -15,9 +15,16 @@ outputs, and the weight gradients before the optimizer step. Products and sums r
 float32 between roundings (the paper's MACs accumulate at higher precision too).
 
 Emulated: quantising float tensors costs time on float hardware and saves none. The trial
-reports how many values saturated or were rounded to zero; a fixed-point unit of half the
-width would do the same number of operations (0 FLOPs saved) at roughly half the energy and
-area of float32 - that is the claim this method makes, not a speed-up measured here.
+reports how many values saturated or were rounded to zero (counted on every
+``STATS_EVERY``-th rounding, a sample that keeps the count off the hot path); a fixed-point
+unit of half the width would do the same number of operations (0 FLOPs saved) at roughly
+half the energy and area of float32 - that is the claim this method makes, not a speed-up
+measured here.
+
+Kept cheap: a rounding is four passes over the tensor (``floor(x / eps + u)``, clamp, scale),
+with ``u`` a window of pre-drawn uniform noise (:mod:`accelerators.dither`) rather than fresh
+random numbers; activations are rounded forward and their gradients backward by one autograd
+function; weights and gradients are rounded in place.
 """
 
 from __future__ import annotations
@@ -28,22 +35,46 @@ import torch
 from torch import Tensor
 
 from accelerators.base import Accelerator, InvariantBroken, Option
-from accelerators.layers import compute_layers, map_gradient
+from accelerators.dither import Dither
+from accelerators.layers import compute_layers
 from automl.core.errors import AutomlError
 from automl.train.events import Event, TrainState
 
 
-def quantize(x: Tensor, integer_bits: int, fraction_bits: int, stochastic: bool = True) -> Tensor:
-    """x in fixed point <IL, FL>: stochastic or nearest rounding, then saturation."""
+STATS_EVERY = 16  # roundings between two counts of saturated and flushed values
+
+
+def quantize(x: Tensor, integer_bits: int, fraction_bits: int, stochastic: bool = True,
+             noise: Tensor | None = None, out: Tensor | None = None) -> Tensor:
+    """x in fixed point <IL, FL>: stochastic or nearest rounding, then saturation.
+
+    Stochastic rounding is ``floor(x / eps + u)`` with u ~ U[0, 1): x rounds up with
+    probability equal to its fraction of a step, so E[round(x)] = x. ``noise`` supplies u
+    (fresh random numbers when not given); ``out=x`` rounds in place.
+    """
     eps = 2.0 ** -fraction_bits
-    scaled = x / eps
     if stochastic:
-        floor = torch.floor(scaled)
-        rounded = floor + (torch.rand_like(scaled) < (scaled - floor)).to(scaled.dtype)
+        u = torch.rand_like(x) if noise is None else noise
+        scaled = torch.add(u, x, alpha=1.0 / eps, out=out).floor_()
     else:
-        rounded = torch.round(scaled)
-    limit = 2.0 ** (integer_bits - 1)
-    return torch.clamp(rounded * eps, -limit, limit - eps)
+        scaled = torch.mul(x, 1.0 / eps, out=out).round_()
+    steps = 2.0 ** (integer_bits - 1) / eps  # the range in steps: [-steps, steps - 1]
+    return scaled.clamp_(-steps, steps - 1).mul_(eps)
+
+
+class _RoundBothWays(torch.autograd.Function):
+    """Rounds a layer's output forward and the gradient arriving at it backward. Rounding has
+    no useful derivative, so the gradient passes straight through (as in the paper) and is
+    rounded in turn."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, rounding) -> Tensor:
+        ctx.rounding = rounding
+        return rounding(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return ctx.rounding(grad), None
 
 
 class FixedPoint16(Accelerator):
@@ -75,29 +106,31 @@ class FixedPoint16(Accelerator):
         self.il = self.values["wl"] - self.values["fl"]
         self.fl = self.values["fl"]
         self.stochastic = self.values["rounding"] == "stochastic"
-        self.counts = {"values": 0, "saturated": 0, "flushed_to_zero": 0}
+        self.dither = Dither()
+        self.roundings = 0
+        self.counts = {"values": 0, "sampled": 0, "saturated": 0, "flushed_to_zero": 0}
 
-    def _q(self, x: Tensor) -> Tensor:
-        q = quantize(x, self.il, self.fl, self.stochastic)
-        limit = 2.0 ** (self.il - 1)
+    def _q(self, x: Tensor, in_place: bool = False) -> Tensor:
+        noise = self.dither.like(x) if self.stochastic else None
+        self.roundings += 1
         self.counts["values"] += x.numel()
-        self.counts["saturated"] += (x.abs() >= limit).sum()
-        self.counts["flushed_to_zero"] += ((q == 0) & (x != 0)).sum()
+        if self.roundings % STATS_EVERY:
+            return quantize(x, self.il, self.fl, self.stochastic, noise, out=x if in_place else None)
+        limit = 2.0 ** (self.il - 1)
+        saturated, nonzero = (x.abs() >= limit).sum(), x != 0
+        q = quantize(x, self.il, self.fl, self.stochastic, noise, out=x if in_place else None)
+        self.counts["sampled"] += x.numel()
+        self.counts["saturated"] += saturated
+        self.counts["flushed_to_zero"] += ((q == 0) & nonzero).sum()
         return q
 
     def _quantize_output(self, module, inputs, output: Tensor) -> Tensor:
-        if not module.training:
-            return output
-        # Rounding has no useful derivative: the forward value is rounded, the backward pass
-        # goes straight through (as in the paper) and its gradient is rounded in turn.
-        detached = output.detach()
-        rounded = output + (self._q(detached) - detached)
-        return map_gradient(rounded, self._q)
+        return _RoundBothWays.apply(output, self._q) if module.training else output
 
     @torch.no_grad()
     def _quantize_weights(self, state: TrainState) -> None:
         for parameter in state.model.parameters():
-            parameter.copy_(self._q(parameter))
+            self._q(parameter.data, in_place=True)
 
     def apply(self, event: Event, state: TrainState) -> None:
         if event is Event.INIT:
@@ -110,7 +143,7 @@ class FixedPoint16(Accelerator):
             with torch.no_grad():
                 for parameter in state.model.parameters():
                     if parameter.grad is not None:
-                        parameter.grad.copy_(self._q(parameter.grad))
+                        self._q(parameter.grad, in_place=True)
         elif event is Event.FIT_END:
             self._quantize_weights(state)
             self.teardown(state)
@@ -129,9 +162,10 @@ class FixedPoint16(Accelerator):
                 raise InvariantBroken(f"fx16: weight {name} is off the <{self.il},{self.fl}> grid in the forward pass")
 
     def report(self) -> dict[str, Any]:
-        total = max(int(self.counts["values"]), 1)
+        total = max(int(self.counts["sampled"]), 1)
         return {"format": f"<{self.il},{self.fl}>", "rounding": self.values["rounding"],
                 "values_quantized": int(self.counts["values"]),
+                "values_sampled_for_fractions": int(self.counts["sampled"]),
                 "saturated_fraction": int(self.counts["saturated"]) / total,
                 "flushed_to_zero_fraction": int(self.counts["flushed_to_zero"]) / total,
                 "training_flops_saved": 0.0,

@@ -9,11 +9,20 @@ smaller, and its kernels rescaled to full size to continue training at full reso
 What this implements, on any model whose spatial convolutions are ``nn.Conv2d``:
 
 - SETUP: every spatial convolution (kernel k > 1, depthwise included) gets a low-resolution
-  kernel of size k_low = the odd size nearest k / s (3 for k = 5 or 7, 1 for k = 3 at s = 2),
-  initialised by shrinking its initial kernel (area interpolation, times (k/k_low)^2 so the
-  response is kept); 1x1 convolutions and the classifier are resolution-free and kept.
-- BATCH, for the first ``switch`` fraction of the steps: the batch is average-pooled by s
-  (area downscaling), so every layer works on 1/s^2 of the positions - the real saving.
+  kernel of size k_low = the odd size nearest k / s but never below 3 (5 and 7 become 3; a 3x3
+  kernel stays 3x3), initialised by shrinking its initial kernel (area interpolation, times
+  (k/k_low)^2 so the response is kept); 1x1 convolutions and the classifier are
+  resolution-free and kept. A 1x1 low-resolution kernel (what k / s gives for k = 3) would
+  filter nothing spatially for the whole first phase and come back as a box kernel - it cost
+  7-13 points of accuracy - so 3x3 kernels keep their size and are applied to the finer grid
+  after the switch, as a network trained at one resolution is applied at another.
+- BATCH, during the first phase: the batch is average-pooled by s (area downscaling), so
+  every layer works on 1/s^2 of the positions - the real saving.
+- When to switch (``when``): ``plateau`` (default), as the paper leaves it to training
+  progress - at the first step after a tenth of the budget where the mean task loss of the
+  last window (5% of the steps, at least 5) improved by less than ``tolerance`` on the window
+  before it, and at the latest after the ``switch`` fraction of the steps; ``fixed`` - exactly
+  after the ``switch`` fraction.
 - At the switch: each kernel is resized to k x k by bilinear interpolation and multiplied by
   (k_low / k)^2 - the paper's rescaling with its scale normalisation (a kernel stretched by
   k/k_low covers (k/k_low)^2 as many input samples). The optimizer's momentum buffers are
@@ -21,8 +30,8 @@ What this implements, on any model whose spatial convolutions are ``nn.Conv2d``:
   continues at full resolution. If training ends earlier, the switch happens at FIT_END, so
   the model evaluated and stored always has its genome's shapes.
 
-Not function-preserving for k_low = 1 -> 3 (a point kernel stretched to 3 taps is a box);
-the property test checks the rescaling on smooth inputs, where the scaling law holds.
+The property test checks the rescaling (3 -> 5 or 7) on smooth inputs, where the scaling
+law holds.
 """
 
 from __future__ import annotations
@@ -39,11 +48,24 @@ from automl.train.events import Event, TrainState
 from automl.nn.flops import count_flops, training_flops
 
 
+MIN_KERNEL = 3  # the smallest kernel that still filters spatially
+
+
 def low_kernel_size(k: int, scale: int) -> int:
-    """The odd kernel size nearest k / scale (ties go up), at least 1."""
+    """The odd kernel size nearest k / scale (ties go up), at least 3 (and at most k)."""
     target = k / scale
-    candidates = range(1, k + 1, 2)
+    candidates = range(min(k, MIN_KERNEL), k + 1, 2)
     return min(candidates, key=lambda c: (abs(c - target), -c))
+
+
+def loss_plateaued(losses: list[float], window: int, tolerance: float) -> bool:
+    """Whether the mean loss of the last ``window`` steps fell by less than ``tolerance``
+    (relative) against the ``window`` steps before them."""
+    if len(losses) < 2 * window:
+        return False
+    before = sum(losses[-2 * window:-window]) / window
+    now = sum(losses[-window:]) / window
+    return before <= 0 or (before - now) / before < tolerance
 
 
 def _keep_sum(resized: Tensor, original: Tensor) -> Tensor:
@@ -91,14 +113,18 @@ class KernelRescaling(Accelerator):
     order = 20  # data and model: after subset, before methods that act inside layers
     ddp_safe = False
     ddp_note = "swaps in new kernel parameters at the switch; a DDP wrapper keeps reducing the old ones"
-    events = frozenset({Event.SETUP, Event.BATCH, Event.FIT_END})
+    events = frozenset({Event.SETUP, Event.BATCH, Event.LOSS, Event.FIT_END})
     # wae and s3pool also change the input's or the maps' resolution; ssf's frozen structure
     # would be stretched and unfrozen at the switch (new kernel Parameters train)
     conflicts = frozenset({"wae", "s3pool", "ssf"})
     options = {
         "scale": Option(2, "downscaling factor of the first phase", lambda v: 2 <= v <= 4, "2..4"),
-        "switch": Option(0.5, "fraction of the training steps run at low resolution", lambda v: 0.0 < v < 1.0,
-                         "0 < switch < 1"),
+        "switch": Option(0.5, "fraction of the steps run at low resolution (with when=plateau: at most)",
+                         lambda v: 0.0 < v < 1.0, "0 < switch < 1"),
+        "when": Option("plateau", "plateau (when the low-resolution loss stops falling) or fixed",
+                       lambda v: v in ("plateau", "fixed"), "plateau or fixed"),
+        "tolerance": Option(0.02, "plateau: relative loss improvement per window below which to switch",
+                            lambda v: 0.0 <= v < 1.0, "0 <= tolerance < 1"),
     }
 
     def __init__(self, **values: Any) -> None:
@@ -109,12 +135,16 @@ class KernelRescaling(Accelerator):
         self.flops_full = 0
         self.flops_low = 0
         self.batch_size = 0
+        self.losses: list[float] = []
 
     def apply(self, event: Event, state: TrainState) -> None:
         if event is Event.SETUP:
             self._to_low_resolution(state)
+        elif event is Event.LOSS:
+            if self.switched_at is None and self.values["when"] == "plateau":
+                self.losses.append(float(state.loss.detach()))
         elif event is Event.BATCH:
-            if self.switched_at is None and state.step >= round(self.values["switch"] * state.total_steps):
+            if self.switched_at is None and self._time_to_switch(state):
                 self._to_full_resolution(state)
             if self.switched_at is None:
                 state.inputs = downscale(state.inputs, self.values["scale"])
@@ -142,6 +172,13 @@ class KernelRescaling(Accelerator):
 
     def state_dict(self) -> dict[str, Any]:
         return {"switched_at": self.switched_at, "low_steps": self.low_steps}
+
+    def _time_to_switch(self, state: TrainState) -> bool:
+        if state.step >= round(self.values["switch"] * state.total_steps):
+            return True
+        if self.values["when"] != "plateau" or state.step < state.total_steps // 10:
+            return False
+        return loss_plateaued(self.losses, max(5, state.total_steps // 20), self.values["tolerance"])
 
     def _to_low_resolution(self, state: TrainState) -> None:
         scale = self.values["scale"]
@@ -183,6 +220,6 @@ class KernelRescaling(Accelerator):
 
     def report(self) -> dict[str, Any]:
         saved = training_flops(self.flops_full - self.flops_low, self.low_steps * self.batch_size)
-        return {"scale": self.values["scale"], "low_resolution_steps": self.low_steps,
+        return {"scale": self.values["scale"], "when": self.values["when"], "low_resolution_steps": self.low_steps,
                 "switched_at_step": self.switched_at, "forward_flops_full": self.flops_full,
                 "forward_flops_low": self.flops_low, "training_flops_saved": float(saved)}

@@ -47,7 +47,7 @@ def test_sampling_shrinks_the_dense_convolutions_only():
     model = _model()
     x = torch.randn(2, 3, 10, 10)
     model(x)
-    accelerator = parse("approx:ratio=0.5")[0]
+    accelerator = parse("approx:ratio=0.5,minimal_k=1")[0]
     state = TrainState(model, None, None, 1, 1, (3, 10, 10), torch.device("cpu"))
     accelerator.apply(Event.INIT, state)
     model.train()
@@ -57,3 +57,8 @@ def test_sampling_shrinks_the_dense_convolutions_only():
     assert report["kept_channel_fraction"] == 0.5  # the two 1x1 convs: 8 -> 4 and 16 -> 8 channels
     assert report["training_flops_saved"] > 0
     assert "forward" not in model[1].__dict__
+
+
+def test_narrow_layers_keep_at_least_minimal_k_channels():
+    accelerator = parse("approx:ratio=0.5")[0]  # minimal_k = 10, as the reference code
+    assert [accelerator._keep(c) for c in (4, 8, 16, 24, 64)] == [4, 8, 10, 12, 32]

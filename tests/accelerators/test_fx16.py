@@ -28,6 +28,21 @@ def test_values_land_on_the_grid_and_saturate_at_the_range():
     assert (q[x > 9] == 8 - step).all() and (q[x < -9] == -8).all()
 
 
+def test_pre_drawn_noise_rounds_unbiased_and_in_place_on_the_grid():
+    from accelerators.dither import Dither
+
+    dither = Dither(seed=0)
+    x = torch.full((1000, 32), 0.3 * 2.0 ** -12)
+    means = torch.stack([quantize(x, 4, 12, noise=dither.like(x)) for _ in range(200)]).mean()
+    assert abs(means.item() - x[0, 0].item()) < 0.02 * 2.0 ** -12
+    y = torch.randn(64, 8, 5, 5).contiguous(memory_format=torch.channels_last)
+    expected = y.clone()
+    out = quantize(y, 4, 12, noise=dither.like(y), out=y)
+    assert out.data_ptr() == y.data_ptr()
+    assert torch.allclose(y / 2.0 ** -12, torch.round(y / 2.0 ** -12))
+    assert (y - expected).abs().max() <= 2.0 ** -12
+
+
 @pytest.mark.parametrize("spec", ["fx16:fl=40", "fx16:fl=16", "fx16:rounding=up", "fx16:wl=2"])
 def test_bad_formats_are_refused(spec):
     with pytest.raises(AutomlError):

@@ -10,11 +10,12 @@ from tests.conftest import SMALLEST_MOBILE
 
 
 def test_low_resolution_kernel_sizes():
-    assert [low_kernel_size(k, 2) for k in (3, 5, 7)] == [1, 3, 3]
-    assert [low_kernel_size(k, 3) for k in (3, 5, 7)] == [1, 1, 3]
+    assert [low_kernel_size(k, 2) for k in (3, 5, 7)] == [3, 3, 3]  # never below 3: still spatial
+    assert [low_kernel_size(k, 3) for k in (3, 5, 7, 9)] == [3, 3, 3, 3]
+    assert low_kernel_size(9, 2) == 5 and low_kernel_size(1, 2) == 1
 
 
-@pytest.mark.parametrize("k", [3, 5, 7])
+@pytest.mark.parametrize("k", [5, 7])
 def test_rescaled_kernels_reproduce_the_low_resolution_response_on_upsampled_input(k):
     torch.manual_seed(k)
     k_low = low_kernel_size(k, 2)
@@ -42,7 +43,7 @@ def test_shrinking_keeps_the_response_of_a_constant_input():
 def test_training_switches_and_ends_with_the_genomes_shapes(small_mnist, tiny_model):
     model = tiny_model(SMALLEST_MOBILE.replace("k3", "k5"))
     shapes = {k: v.shape for k, v in model.state_dict().items()}
-    rescale = KernelRescaling(switch=0.5)
+    rescale = KernelRescaling(switch=0.5, when="fixed")
     result = train(model, small_mnist, TrainConfig(epochs=1), seed=0, accelerators=[rescale])
     report = result.accelerators["rescale"]
     assert report["switched_at_step"] == 10 and report["low_resolution_steps"] == 10
@@ -58,7 +59,24 @@ def test_training_shorter_than_the_switch_still_rescales(small_mnist, tiny_model
     assert {k: v.shape for k, v in result.model.state_dict().items()} == shapes
 
 
-@pytest.mark.parametrize("bad", ["rescale:scale=1", "rescale:switch=1", "rescale:switch=x"])
+def test_plateau_switches_once_the_low_resolution_loss_stops_falling():
+    from accelerators.rescale import loss_plateaued
+
+    falling = [2.0 - 0.05 * i for i in range(20)]
+    assert not loss_plateaued(falling, 5, 0.02)
+    flat = falling + [1.0] * 10
+    assert loss_plateaued(flat, 5, 0.02)
+    assert not loss_plateaued(flat[:9], 5, 0.02)  # too few steps to judge
+
+
+def test_plateau_switch_never_comes_later_than_the_limit(small_mnist, tiny_model):
+    result = train(tiny_model(), small_mnist, TrainConfig(epochs=1), seed=0,
+                   accelerators=[KernelRescaling(switch=0.5)])
+    report = result.accelerators["rescale"]
+    assert report["when"] == "plateau" and 0 < report["switched_at_step"] <= 10
+
+
+@pytest.mark.parametrize("bad", ["rescale:scale=1", "rescale:switch=1", "rescale:switch=x", "rescale:when=soon"])
 def test_bad_options_are_user_errors(bad):
     with pytest.raises(AutomlError):
         parse(bad)

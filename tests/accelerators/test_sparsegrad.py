@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from accelerators import parse
-from accelerators.sparsegrad import expected_zero_fraction, fit_threshold, stochastic_prune
+from accelerators.dither import Dither
+from accelerators.sparsegrad import expected_zero_fraction, fit_threshold, normal_threshold, stochastic_prune
 
 
 def test_stochastic_pruning_keeps_the_expectation():
@@ -30,6 +31,24 @@ def test_fitted_threshold_reaches_the_target_density(sparsity):
     assert abs(expected_zero_fraction(g.abs(), tau) - sparsity) < 0.02
 
 
+def test_the_papers_rule_zeroes_about_54_percent_of_a_gaussian_at_p_09():
+    """Ye et al.'s threshold: 90% of a Gaussian lies below tau, but entries just under tau mostly
+    become +-tau, so the zero fraction reached is E[1 - |g|/tau; |g| < tau], about 0.54."""
+    torch.manual_seed(0)
+    g = torch.randn(400_000) * 3e-4
+    tau = normal_threshold(g, 0.9)
+    assert abs(tau / 3e-4 - 1.645) < 0.02
+    zeros = (stochastic_prune(g, tau) == 0).float().mean().item()
+    assert abs(zeros - 0.54) < 0.01
+
+
+def test_pre_drawn_noise_keeps_pruning_unbiased():
+    dither = Dither(seed=1)
+    g = torch.randn(4096) * 0.01
+    mean = torch.stack([stochastic_prune(g, 0.02, dither.like(g)) for _ in range(20_000)]).mean(0)
+    assert torch.allclose(mean, g, atol=4e-4)
+
+
 def test_training_reaches_the_target_density(small_mnist):
     import search_spaces
     from automl.train.loop import TrainConfig, train
@@ -38,7 +57,7 @@ def test_training_reaches_the_target_density(small_mnist):
     space = search_spaces.get("mobile")
     for sparsity in (0.7, 0.9):
         model = space.build(space.parse(SMALLEST_MOBILE), small_mnist.input_shape, 10)
-        result = train(model, small_mnist, TrainConfig(epochs=0.5), accelerators=parse(f"sparsegrad:sparsity={sparsity}"))
+        result = train(model, small_mnist, TrainConfig(epochs=0.5), accelerators=parse(f"sparsegrad:sparsity={sparsity},threshold=fit"))
         report = result.accelerators["sparsegrad"]
         assert abs(report["density"] - (1 - sparsity)) < 0.05, report
         assert 0 < report["training_flops_saved"]
