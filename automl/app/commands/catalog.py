@@ -64,12 +64,16 @@ def show_space(
 
 
 def list_accelerators(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List the registered accelerators: kind, what they do, options and paper."""
+    """List the registered accelerators: kind, what they do, options, paper, and what they last
+    measured on this kind of device (from the results committed under docs/benchmarks/)."""
     import accelerators
+    from automl.experiments.measured import describe, last_measured
 
+    measured = last_measured(_device_kind())
     rows = [{"name": a.name, "kind": a.kind, "summary": a.summary, "paper": a.paper,
              "options": {k: o.default for k, o in a.options.items()}, "order": a.order,
-             "conflicts": sorted(a.conflicts)} for a in accelerators.registry]
+             "conflicts": sorted(a.conflicts), "ddp_safe": getattr(a, "ddp_safe", None),
+             "last_measured": measured.get(a.name)} for a in accelerators.registry]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -79,6 +83,16 @@ def list_accelerators(as_json: bool = typer.Option(False, "--json", help="Print 
     from automl.reporting.tables import show_table
 
     # options in full: a default cut short is the one number a user came for
-    show_table(out, "accelerators (kind: what it saves)", ["name", "kind", "summary", "options", "paper"],
-               [[r["name"], r["kind"], r["summary"], ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "-",
-                 r["paper"]] for r in rows])
+    show_table(out, "accelerators (kind: what it saves; measured: speed-up, accuracy, rank fidelity)",
+               ["name", "kind", "measured here", "summary", "options", "paper"],
+               [[r["name"], r["kind"], describe(r["last_measured"]), r["summary"],
+                 ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "-", r["paper"]] for r in rows])
+
+
+def _device_kind() -> str:
+    """``cpu``, or the GPU's name when one is visible (torch only if it is installed)."""
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
