@@ -66,3 +66,47 @@ def test_ablate_refuses_what_it_cannot_combine():
 def test_ablate_bad_choice_is_one_line_and_exit_2(capsys, monkeypatch):
     code, _, stderr = _cli(["ablate", "--only", "subset"], capsys, monkeypatch)
     assert code == 2 and stderr.strip().count("\n") == 0 and "at least two" in stderr
+
+
+SPEEDUP = {"none": 1.0, "subset": 2.0, "rescale": 1.5, "s3pool": 0.8, "subset+rescale": 2.4, "subset+s3pool": 1.6}
+DELTA = {"none": 0.0, "subset": -0.10, "rescale": -0.05, "s3pool": 0.0, "subset+rescale": -0.20, "subset+s3pool": -0.1}
+
+
+def _fake_runs(entries, candidates, epochs, max_flops, seed, seeds, progress=None):
+    """Known speed-ups and accuracy changes per entry, three candidates of rising accuracy."""
+    runs = {}
+    for entry in ["none", *entries]:
+        runs[entry] = [{"genome": f"g{c}", "mflops": 1.0 + c, "seconds": 10 / SPEEDUP[entry],
+                        "seconds_per_epoch": 10 / SPEEDUP[entry], "accuracy": 0.5 + 0.1 * c + DELTA[entry],
+                        "accuracies": [0.5 + 0.1 * c + DELTA[entry]], "epochs": 1.0,
+                        "flops_saved_fraction": 0.5 if "subset" in entry else 0.0, "reports": {}}
+                       for c in range(candidates)]
+    for c in range(candidates):
+        if progress is not None:
+            progress(c + 1, candidates, {entry: rows[c] for entry, rows in runs.items()})
+    return {"runs": runs, "noise_runs": [[0.5 + 0.1 * c] for c in range(candidates)]}
+
+
+def test_ablate_reads_each_pair_against_its_singles(tmp_path, capsys, monkeypatch):
+    """The arithmetic on known numbers (no training): interactions, the pair matrix, the
+    heat-map, --json on stdout and one progress line per candidate on stderr."""
+    import automl.experiments.ablate as module
+
+    monkeypatch.setattr(module, "run_interleaved", _fake_runs)
+    png = tmp_path / "pairs.png"
+    code, stdout, stderr = _cli(["ablate", "--only", "subset,rescale,s3pool", "--candidates", "3", "--json",
+                                 "--png", str(png)], capsys, monkeypatch)
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    table = result["table"]
+    assert table["subset+rescale"]["expected_speedup"] == pytest.approx(3.0)
+    assert table["subset+rescale"]["speedup_interaction"] == pytest.approx(0.8)  # 2.4 measured / 3.0 expected
+    assert table["subset+rescale"]["accuracy_interaction"] == pytest.approx(-0.05)  # -0.20 vs -0.10 - 0.05
+    assert table["subset+s3pool"]["speedup_interaction"] == pytest.approx(1.0)
+    assert table["subset"]["kendall_tau"] == pytest.approx(1.0) and table["subset"]["tau_below_ceiling"] == 0
+    assert set(result["refused"]) == {"rescale+s3pool"}
+    assert result["pairs"]["speedup_interaction"][0][1] == pytest.approx(0.8)
+    assert result["pairs"]["speedup_interaction"][1][2] is None
+    ticks = [line.split(" (")[0] for line in stderr.splitlines() if line.startswith("candidate ")]
+    assert ticks == ["candidate 1/3", "candidate 2/3", "candidate 3/3"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

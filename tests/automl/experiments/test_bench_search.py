@@ -35,3 +35,34 @@ def test_accelerated_search_is_rescored_by_plain_training():
     row = result["accelerated"]["random"]
     assert row["rescored_hypervolume"] == [[plain["rescored_hypervolume"], fast["rescored_hypervolume"]]]
     assert row["rescored_gain_mean"] == pytest.approx(fast["rescored_hypervolume"] - plain["rescored_hypervolume"])
+
+
+def test_accelerated_runs_are_labelled_and_summarised_side_by_side(monkeypatch):
+    """The bookkeeping on known numbers (no training): one plain and one accelerated run per
+    strategy and seed, re-scored hypervolumes paired, the gain their difference."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import automl.experiments.search as module
+
+    space = module.search_spaces.get("mobile")
+    genome = space.decode(np.zeros(len(space.genes()), dtype=int))
+    accuracy = {None: 0.6, "subset": 0.5}
+
+    def fake_search(space, data, strategy, seed, settings, accelerate, folder):
+        done = SimpleNamespace(genome=genome, values={"accuracy": accuracy[accelerate], "flops": 5e6},
+                               elapsed=1.0, attrs={})
+        return SimpleNamespace(candidates=[done], front=[done])
+
+    monkeypatch.setattr(module, "_one_search", fake_search)
+    monkeypatch.setattr(module, "warm_up", lambda *args, **kwargs: None)
+    monkeypatch.setattr(module, "_rescored", lambda space, data, front, epochs, seed, known: [
+        (0.8 if c.values["accuracy"] == 0.6 else 0.9, c.values["flops"]) for c in front])
+    result = bench_search(time_budget=60, evaluations=None, strategies=("random",), accelerate="subset")
+    assert set(result["runs"]) == {"random", "random + subset"}
+    assert result["runs"]["random"][0]["final_hypervolume"] == pytest.approx(0.6 * 0.5)  # (1 - (1 - 0.6)) x (1 - 5/10)
+    row = result["accelerated"]["random"]
+    assert row["rescored_hypervolume"] == [pytest.approx([0.8 * 0.5, 0.9 * 0.5])]
+    assert row["rescored_gain_mean"] == pytest.approx(0.05)
+    assert result["summary"]["random + subset"]["rescored_hypervolume_mean"] == pytest.approx(0.45)
