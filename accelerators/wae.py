@@ -248,6 +248,15 @@ class WaveletEncoderInput(Accelerator):
             "input_shape": [channels, height, width], "code_shape": list(code_shape), "fusion": model.fuse,
         }
 
+    def teardown(self, state: TrainState) -> None:
+        """A candidate that died gets its own network back whole (the classifier the wrapper
+        took); one that finished keeps the wrapper, which is its trained model."""
+        model = state.model
+        if state.accuracy is None and isinstance(model, WaveletInputModel):
+            if model.fuse == "features":
+                model.backbone.classifier = model.classifier
+            state.model = model.backbone
+
     def check_invariants(self, event: Event, state: TrainState) -> None:
         """The model classifies the code at the code's resolution, not a further reduced one."""
         code = tuple(self.facts.get("code_shape", ()))
