@@ -87,6 +87,7 @@ def automl(*args, cwd) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.slow  # trains; the quick version is tests/automl/store/test_storage.py's from-another-folder test
 def test_export_report_and_resume_from_another_folder(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
