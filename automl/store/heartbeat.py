@@ -6,7 +6,9 @@ fire by themselves only inside ``Study.optimize``; the engine uses ask/tell). On
 ``optuna.storages.fail_stale_trials``. Storages without Optuna heartbeats (the journal file in
 Optuna 5) get the documented equivalent: the beat is the trial's ``heartbeat`` user attribute
 (``time.time()``) and a trial whose beat is older than the grace period is told FAIL through
-the public ``study.tell(number, state=FAIL)``. Nothing else ever fails a RUNNING trial, so a
+the public ``study.tell(number, state=FAIL)``. A trial killed while it was being created
+(before its first beat and its genome key) is failed once it is older than the grace period.
+Nothing else ever fails a RUNNING trial, so a
 process that joins or resumes leaves its peers' live trials alone. A FAILED trial without a
 ``fail_reason`` is one whose process stopped; its genome is trained again.
 """
@@ -79,10 +81,14 @@ def fail_stale(store) -> list[int]:
     running = [t.number for t in store.trials((TrialState.RUNNING,))]
     if not running:
         return []
+    now = time.time()
+    for trial in store.trials((TrialState.RUNNING,)):  # killed while being created: no key, no beat
+        start = trial.datetime_start.timestamp() if trial.datetime_start else now
+        if attrs.KEY not in trial.user_attrs and now - start > store.grace_period:
+            store.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
     if optuna_heartbeat(store.storage):
         optuna.storages.fail_stale_trials(store.study)
     else:
-        now = time.time()
         for trial in store.trials((TrialState.RUNNING,)):
             last = trial.user_attrs.get(attrs.HEARTBEAT)
             if last is None:

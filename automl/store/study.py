@@ -205,6 +205,8 @@ class StudyStore:
             trial = self.study.ask({g: CategoricalDistribution(choices[g]) for g in genome})
         finally:
             self.study.sampler = previous
+        if self.shared:
+            Heartbeat(self, trial).beat()  # alive from the start, before the attributes are written
         for name, value in extra.items():  # the key first: it is what a claim is known by
             trial.set_user_attr(name, _jsonable(value))
         return trial

@@ -86,7 +86,13 @@ def test_journal_trials_fail_by_the_heartbeat_attribute(in_tmp):
     """The journal storage has no Optuna heartbeats: the trial's heartbeat attribute stands in."""
     store = StudyStore.create("j", "journal:///studies/j.log", DEFAULT_OBJECTIVES, {}, heartbeat=(1, 1))
     running = store.start(_genome(2), CHOICES, {"key": _genome(2).key(), "worker": "w"})
-    legacy = store.start(_genome(3), CHOICES, {"key": _genome(3).key()})  # no worker: not ours
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    store.study.add_trial(create_trial(  # a trial of the previous version: a key, no worker, no beat
+        state=TrialState.RUNNING, params={"a": 3, "b": "x"}, user_attrs={"key": _genome(3).key()},
+        distributions={g: CategoricalDistribution(c) for g, c in CHOICES.items()}))
+    legacy = store.trials()[-1]
     with store.heartbeat(running):
         time.sleep(2.5)
         assert store.fail_stale() == []
