@@ -62,9 +62,9 @@ def bench_trainer(
 def bench_engine(
     budget: int = typer.Option(150, min=10, help="Evaluations per search."),
     seeds: int = typer.Option(10, min=1, help="Seeds per strategy and problem."),
-    strategies: str = typer.Option("nsga2,nsga2-plain,random,optuna-nsga2,optuna-tpe",
+    strategies: str = typer.Option("nsga2,nsga2-plain,dvolver,random,optuna-nsga2,optuna-tpe",
                                    help="Comma-separated strategies to compare (nsga2-plain: without "
-                                        "surrogate pre-selection)."),
+                                        "surrogate pre-selection; dvolver: Dvolver's reference recipe)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
