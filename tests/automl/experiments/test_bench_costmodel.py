@@ -17,7 +17,7 @@ def test_relative_errors_are_median_and_worst_of_absolute_errors():
 
 
 def test_bench_predicts_then_trains_each_candidate(monkeypatch, tmp_path, cost_calibration):
-    monkeypatch.setattr(bench, "calibration_for", lambda device, refresh=False: cost_calibration)
+    monkeypatch.setattr(bench, "calibration_for", lambda device, refresh=False, clock="wall": cost_calibration)
     result = bench.bench_costmodel(candidates=2, epochs=0.05, max_flops=5e6, formats=("fp32",))
     entry = result["formats"]["fp32"]
     assert len(entry["rows"]) == 2 and result["steps"] >= 1
