@@ -21,7 +21,7 @@ import torch
 
 import search_spaces
 from automl.data import Dataset, Split, batches_per_epoch, load_dataset
-from automl.experiments.bench import _stratified_parents, _warm_up
+from automl.experiments.candidates import stratified, warm_up
 from automl.nn.calibrate import calibration_for
 from automl.nn.costmodel import predict_training
 from automl.nn.flops import count_flops
@@ -73,10 +73,10 @@ def bench_costmodel(candidates: int = 16, epochs: float = 1.0, max_flops: float 
             costs[genome] = count_flops(space.build(genome, data.input_shape, data.num_classes), data.input_shape)
         return costs[genome]
 
-    genomes = _stratified_parents(space, rng, candidates, max_flops, cost)
+    genomes = stratified(space, rng, candidates, max_flops, cost)
     config = TrainConfig(epochs=epochs)
     steps = max(1, round(epochs * batches_per_epoch(data.train, config.batch_size)))
-    _warm_up(space, data, genomes[0], min(epochs, 0.25), seed)
+    warm_up(space, data, genomes[0], min(epochs, 0.25), seed)
     result: dict[str, Any] = {"candidates": candidates, "epochs": epochs, "steps": steps, "device": str(device_), "threads": torch.get_num_threads(), "clock": clock,
                               "calibration": calibration.to_json(), "formats": {}}
     for fmt in formats:
