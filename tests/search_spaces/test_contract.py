@@ -104,10 +104,14 @@ def inheriting_pairs(space, rng, shape, generator, pairs, draw=grow_pair, exact_
 
 
 def _max_difference(parent, child, x, train_mode=False):
+    """Largest output difference, relative to the outputs' scale where that exceeds 1 (deep
+    nets with trained-looking BatchNorms reach logits in the hundreds, where float32 sums
+    carry errors of 1e-5 on their own)."""
     parent.train(train_mode)
     child.train(train_mode)
     with torch.no_grad():
-        return (parent(x) - child(x)).abs().max().item()
+        expected = parent(x)
+        return ((expected - child(x)).abs().max() / expected.abs().max().clamp(min=1.0)).item()
 
 
 @pytest.mark.parametrize("name", SPACES)
