@@ -162,10 +162,13 @@ def test_widened_replicas_diverge_after_one_sgd_step(name):
         child.train()
         optimizer = torch.optim.SGD(child.parameters(), lr=0.1)
         torch.nn.functional.cross_entropy(child(x), torch.randint(10, (8,), generator=generator)).backward()
+        # a branch that starts at zero (mobile-norm's no-norm residual blocks) passes no gradient
+        # back on the first step; replicas there can only diverge from the second step on
+        replicas = [(conv, i, j) for conv, i, j in replicas if conv.weight.grad[[i, j]].abs().sum() > 0]
         optimizer.step()
         for conv, i, j in replicas:
             assert not torch.equal(conv.weight[i], conv.weight[j]), (moves, i, j)
-        checked += 1
+        checked += bool(replicas)
     assert checked, "no drawn pair widened anything"
 
 
