@@ -104,10 +104,14 @@ def inheriting_pairs(space, rng, shape, generator, pairs, draw=grow_pair, exact_
 
 
 def _max_difference(parent, child, x, train_mode=False):
+    """Largest output difference, relative to the outputs' scale where that exceeds 1 (deep
+    nets with trained-looking BatchNorms reach logits in the hundreds, where float32 sums
+    carry errors of 1e-5 on their own)."""
     parent.train(train_mode)
     child.train(train_mode)
     with torch.no_grad():
-        return (parent(x) - child(x)).abs().max().item()
+        expected = parent(x)
+        return ((expected - child(x)).abs().max() / expected.abs().max().clamp(min=1.0)).item()
 
 
 @pytest.mark.parametrize("name", SPACES)
@@ -158,10 +162,13 @@ def test_widened_replicas_diverge_after_one_sgd_step(name):
         child.train()
         optimizer = torch.optim.SGD(child.parameters(), lr=0.1)
         torch.nn.functional.cross_entropy(child(x), torch.randint(10, (8,), generator=generator)).backward()
+        # a branch that starts at zero (mobile-norm's no-norm residual blocks) passes no gradient
+        # back on the first step; replicas there can only diverge from the second step on
+        replicas = [(conv, i, j) for conv, i, j in replicas if conv.weight.grad[[i, j]].abs().sum() > 0]
         optimizer.step()
         for conv, i, j in replicas:
             assert not torch.equal(conv.weight[i], conv.weight[j]), (moves, i, j)
-        checked += 1
+        checked += bool(replicas)
     assert checked, "no drawn pair widened anything"
 
 
