@@ -122,8 +122,9 @@ def warm_start_facts(store: StudyStore) -> dict[str, Any] | None:
 def warm_start_savings(store: StudyStore) -> dict[str, Any] | None:
     """How many children (trials after generation 0) inherited weights, and the training
     epochs and seconds that saved against the full ``--epochs`` each would have trained from
-    scratch. Seconds are estimated at each warm child's own measured seconds per epoch.
-    None when the study has no children or ran without warm starts."""
+    scratch. Seconds are estimated at the scratch trials' measured seconds per epoch and FLOP
+    (a short warm run's own rate would count its fixed costs many times over), else at the
+    child's own rate. None when the study has no children or ran without warm starts."""
     trials = evaluated_trials(store)
     children = [t for t in trials if int(t.user_attrs.get("generation", 0) or 0) > 0]
     full = store.settings.get("epochs")
@@ -131,11 +132,17 @@ def warm_start_savings(store: StudyStore) -> dict[str, Any] | None:
         return None
     epochs_saved = seconds_saved = 0.0
     warm = [t for t in trials if t.user_attrs.get("warm_start_from") is not None]
+    scratch = [t.user_attrs for t in trials if t.user_attrs.get("warm_start_from") is None
+               and all(isinstance(t.user_attrs.get(k), (int, float)) for k in ("seconds", "epochs", "flops"))]
+    work = sum(a["epochs"] * a["flops"] for a in scratch)
+    rate = sum(a["seconds"] for a in scratch) / work if work > 0 else None  # seconds per epoch and FLOP
     for trial in warm:
-        epochs, seconds = trial.user_attrs.get("epochs"), trial.user_attrs.get("seconds")
+        epochs, seconds, flops = (trial.user_attrs.get(k) for k in ("epochs", "seconds", "flops"))
         if isinstance(epochs, (int, float)) and epochs > 0 and full > epochs:
             epochs_saved += full - epochs
-            if isinstance(seconds, (int, float)):
+            if rate is not None and isinstance(flops, (int, float)):
+                seconds_saved += rate * flops * (full - epochs)
+            elif isinstance(seconds, (int, float)):
                 seconds_saved += seconds / epochs * (full - epochs)
     sentence = (f"Warm starts (Net2Net): {len(warm)} of {len(children)} children inherited a trained parent's "
                 f"weights and trained {_fmt(statistics.fmean(t.user_attrs.get('epochs', full) for t in warm), 3)} "

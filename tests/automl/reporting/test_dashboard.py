@@ -21,7 +21,7 @@ from automl.core.errors import AutomlError
 from automl.core.pareto import DEFAULT_OBJECTIVES
 from automl.store.study import StudyStore
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[3]  # the repository root (tests/automl/reporting/ is three below)
 
 
 def _study(name: str = "dash") -> StudyStore:
