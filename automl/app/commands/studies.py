@@ -77,7 +77,7 @@ def lineage(
 
 
 def dashboard(
-    study: str = typer.Option(..., help="Study name."),
+    study: Optional[str] = typer.Option(None, help=STUDY_HELP),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; any but this machine's needs --allow-remote."),
     port: int = typer.Option(8080, help="Port to listen on (0: any free port)."),
@@ -87,8 +87,10 @@ def dashboard(
 ) -> None:
     """Open a study in optuna-dashboard (genes, FLOPs, weights, Pareto front) until Ctrl-C."""
     from automl.reporting.dashboard import Dashboard
+    from automl.reporting.studies import resolve_study
     from automl.store.study import StudyStore
 
+    study = resolve_study(study, storage)
     board = Dashboard(StudyStore.open(study, storage), host, port, allow_remote, allow_writes)
     if board.remote:
         err.print(f"warning: serving to the network on {host} without login, "
