@@ -236,10 +236,8 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
                  progress: ExportProgress) -> dict[str, Any]:
     """Export one trial into ``out/trial-N``; returns its card."""
     import search_spaces
-    from safetensors.torch import save_file
 
     from automl.nn.flops import count_flops, count_params
-    from automl.train.loop import evaluate, train
 
     trial = job.trial
     settings = store.settings
@@ -247,36 +245,13 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
     genome = space.make(trial.params)
     label = space.format(genome)
     progress.trial_started(job.asked, label, retrain_epochs)
-    seed = int(trial.user_attrs.get("seed", settings.get("seed", 0)))
-    torch.manual_seed(seed)
+    torch.manual_seed(int(trial.user_attrs.get("seed", settings.get("seed", 0))))  # a retrained model's init
     model = space.build(genome, data.input_shape, data.num_classes)
-    retrained = None
-    if retrain_epochs is None:
-        model.load_state_dict(store.download_weights(trial))
-        model.to(device)
-        test_accuracy = evaluate(model, data.test, device=device)
-    else:
-        config = _train_config(settings, retrain_epochs)
-        result = train(model, _train_plus_val(data), config, seed=seed, device=device,
-                       on_epoch=progress.epoch_finished)
-        model, test_accuracy = result.model, result.accuracy
-        retrained = {"epochs": result.epochs, "seconds": result.seconds, "seed": seed,
-                     "samples": result.samples, "on": "train + validation", "recipe": config.as_dict()}
-
+    model, test_accuracy, retrained = _final_weights(store, trial, model, data, retrain_epochs, device, progress)
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     folder = out / f"trial-{job.asked}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / CARD).unlink(missing_ok=True)  # a card means a complete export: remove the old one first
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS), metadata={"format": "pt", "trial": str(trial.number)})
-    _like_other_files(folder / WEIGHTS)
     c, h, w = data.input_shape
-    example = torch.zeros((2, c, h, w))
-    files: dict[str, Any] = {"safetensors": {"file": WEIGHTS, "sha256": sha256_of(folder / WEIGHTS)}}
-    if "onnx" in formats:
-        files["onnx"] = _export_onnx(model, example, folder / ONNX)
-    if "pt2" in formats:
-        files["pt2"] = _export_pt2(model, example, folder / PT2)
+    files = _write_model_files(model, folder, formats, trial.number, torch.zeros((2, c, h, w)))
 
     attrs = trial.user_attrs
     flops = int(attrs.get("flops") or count_flops(model, data.input_shape))
@@ -306,6 +281,43 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
     card["folder"] = str(folder)
     progress.trial_finished(card)
     return card
+
+
+def _final_weights(store: StudyStore, trial: FrozenTrial, model: nn.Module, data, retrain_epochs: float | None,
+                   device: torch.device, progress: ExportProgress) -> tuple[nn.Module, float, dict | None]:
+    """The search's stored weights (scored on the test split), or the architecture retrained
+    from scratch on train + validation; with what the retraining did."""
+    from automl.train.loop import evaluate, train
+
+    settings = store.settings
+    seed = int(trial.user_attrs.get("seed", settings.get("seed", 0)))
+    if retrain_epochs is None:
+        model.load_state_dict(store.download_weights(trial))
+        model.to(device)
+        return model, evaluate(model, data.test, device=device), None
+    config = _train_config(settings, retrain_epochs)
+    result = train(model, _train_plus_val(data), config, seed=seed, device=device, on_epoch=progress.epoch_finished)
+    retrained = {"epochs": result.epochs, "seconds": result.seconds, "seed": seed,
+                 "samples": result.samples, "on": "train + validation", "recipe": config.as_dict()}
+    return result.model, result.accuracy, retrained
+
+
+def _write_model_files(model: nn.Module, folder: Path, formats: Sequence[str], trial_number: int,
+                       example: torch.Tensor) -> dict[str, Any]:
+    """safetensors always, ONNX and torch.export on request; the card's ``files`` entry."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CARD).unlink(missing_ok=True)  # a card means a complete export: remove the old one first
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS), metadata={"format": "pt", "trial": str(trial_number)})
+    _like_other_files(folder / WEIGHTS)
+    files: dict[str, Any] = {"safetensors": {"file": WEIGHTS, "sha256": sha256_of(folder / WEIGHTS)}}
+    if "onnx" in formats:
+        files["onnx"] = _export_onnx(model, example, folder / ONNX)
+    if "pt2" in formats:
+        files["pt2"] = _export_pt2(model, example, folder / PT2)
+    return files
 
 
 def _objective(store: StudyStore, trial: FrozenTrial, name: str) -> float | None:
