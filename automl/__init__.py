@@ -28,8 +28,8 @@ _EXPORTS = {
     "Objective": "automl.core.pareto",
     "Evaluation": "automl.core.evaluation",
     "EvaluationContext": "automl.core.evaluation",
-    "SearchResult": "automl.search.api",
-    "search": "automl.search.api",
+    "SearchResult": "automl.engine.api",
+    "search": "automl.engine.api",
     "count_flops": "automl.nn.flops",
     "count_params": "automl.nn.flops",
     "load_model": "automl.reporting.loader",
@@ -59,4 +59,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs only
     from automl.core.pareto import Objective
     from automl.nn.flops import count_flops, count_params
     from automl.reporting.loader import load_model, predict
-    from automl.search.api import SearchResult, search
+    from automl.engine.api import SearchResult, search

@@ -52,7 +52,7 @@ def test_help_imports_no_torch(args):
 
 def test_spaces_lists_mobile(capsys):
     code, out, _ = run(capsys, "spaces", "--json")
-    assert code == 0 and json.loads(out)[0]["name"] == "mobile"
+    assert code == 0 and "mobile" in [row["name"] for row in json.loads(out)]
 
 
 def test_accelerators_list_is_valid_json(capsys):

@@ -74,12 +74,12 @@ def test_search_with_accelerators_records_them(tmp_path):
     trials = [t for t in load(tmp_path, "acc").trials if t.state == TrialState.COMPLETE]
     assert len(trials) == 2
     for trial in trials:
-        assert trial.user_attrs["accelerators"] == ["sparsegrad:sparsity=0.9,threshold=fit",
+        assert trial.user_attrs["accelerators"] == ["sparsegrad:sparsity=0.9,threshold=normal",
                                                     "fx16:wl=16,fl=12,rounding=stochastic"]
         reports = trial.user_attrs["accelerator_reports"]
-        # fx16 rounds the gradients first (it is outermost), flushing many to zero, so the
-        # density sparsegrad reaches can only be at or below its target here
-        assert 0 < reports["sparsegrad"]["density"] <= 0.1 + 0.05
+        # the paper's rule at p = 0.9 zeroes about 54% of a Gaussian; fx16 rounds the gradients
+        # first (it is outermost) and flushes more of them to zero, so the density is below 0.5
+        assert 0 < reports["sparsegrad"]["density"] < 0.5
         assert reports["fx16"]["values_quantized"] > 0 and "training_flops_saved_fraction" in reports["fx16"]
 
 

@@ -108,7 +108,7 @@ def test_the_quick_start_settings_let_a_quarter_of_the_children_inherit(in_tmp):
     from automl.app.commands.search import closing_lines
     from automl.app.config import load_config, merge
     from automl.core.pareto import DEFAULT_OBJECTIVES
-    from automl.search.engine import Search
+    from automl.engine.search import Search
     from automl.store.study import StudyStore
 
     settings = merge(load_config(QUICKSTART), {})

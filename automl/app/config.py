@@ -187,7 +187,7 @@ def merge(config: dict[str, Any], flags: dict[str, Any]) -> SearchSettings:
 def _apply_recipe(merged: dict[str, Any]) -> None:
     """A recipe that fixes the population or pre-selection (Dvolver's) sets them; a value
     given that contradicts it is an error rather than a silent change of recipe."""
-    from automl.search.nsga2.recipe import get_recipe
+    from automl.engine.nsga2.recipe import get_recipe
 
     recipe = get_recipe(str(merged.get("recipe", "nsga2")))
     for name in ("population", "preselect"):

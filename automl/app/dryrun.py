@@ -29,7 +29,7 @@ STUDY_WRITE_S = 0.15  # per evaluation: trial creation, user attributes and the 
 
 def _sample(space, rng: np.random.Generator, count: int, max_flops: float | None, flops_of) -> list:
     """``count`` genomes from the space, each repaired under ``max_flops`` as the engine repairs."""
-    from automl.search.engine import repair_row
+    from automl.engine.search import repair_row
 
     n_choices = np.array([len(c) for c in space.genes().values()])
     genomes = []

@@ -15,10 +15,10 @@ import search_spaces
 from automl import __version__
 from automl.app.config import SearchSettings
 from automl.data import dataset_names, load_dataset
-from automl.search.candidates import SearchResult
-from automl.search.engine import Search
-from automl.search.nsga2.recipe import get_recipe
-from automl.search.strategy import STRATEGIES
+from automl.engine.candidates import SearchResult
+from automl.engine.search import Search
+from automl.engine.nsga2.recipe import get_recipe
+from automl.engine.strategy import STRATEGIES
 from automl.core.errors import AutomlError, StudyError, UnknownNameError
 from automl.evaluate.cnn import CNNEvaluator
 from automl.evaluate.devices import pick_device

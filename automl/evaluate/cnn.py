@@ -14,7 +14,7 @@ import torch
 import accelerators
 from automl.data import Dataset
 from automl.core.evaluation import Evaluation, EvaluationContext
-from automl.search.engine import candidate_seed
+from automl.engine.search import candidate_seed
 from automl.core.attrs import SCRATCH_REASON, TRANSFORMS, WARM_START_FROM
 from automl.core.errors import CandidateFailed, CannotInherit, StudyError
 from automl.nn.flops import count_flops, count_params, training_flops

@@ -29,7 +29,7 @@ class FlopsCost:
 
 def sample_under(space: Any, rng: np.random.Generator, limit: float | None, cost) -> Any:
     """A random genome, repaired (as the engine does) until it fits under ``limit`` FLOPs."""
-    from automl.search.engine import repair_row
+    from automl.engine.search import repair_row
 
     n_choices = np.array([len(c) for c in space.genes().values()])
     x = rng.integers(n_choices)

@@ -9,7 +9,7 @@ from typing import Any
 
 from automl.core.pareto import Objective, as_minimisation, hypervolume
 from automl.experiments.problems import PROBLEMS
-from automl.search.api import search
+from automl.engine.api import search
 
 STRATEGIES = ("nsga2", "nsga2-plain", "dvolver", "random", "optuna-nsga2", "optuna-tpe")
 

@@ -56,7 +56,7 @@ def _one_search(space, data, strategy: str, seed: int, settings: dict[str, Any],
                 folder: Path):
     """One search run in its own SQLite study under ``folder``."""
     from automl.evaluate.cnn import CNNEvaluator
-    from automl.search.engine import Search
+    from automl.engine.search import Search
     from automl.store.study import StudyStore
 
     warm = strategy == "nsga2-warm"
@@ -78,7 +78,7 @@ def _one_search(space, data, strategy: str, seed: int, settings: dict[str, Any],
 def _rescored(space, data, front, epochs: float, seed: int, known: dict[str, float]) -> list[tuple[float, float]]:
     """(accuracy trained plain for ``epochs``, FLOPs) of each front member; ``known`` caches
     accuracies by genome so a member on several fronts is trained once (same seed, same number)."""
-    from automl.search.engine import candidate_seed
+    from automl.engine.search import candidate_seed
 
     points = []
     for candidate in front:

@@ -30,7 +30,7 @@ from automl.core.pareto import DEFAULT_OBJECTIVES
 from automl.data import Dataset, batches_per_epoch
 from automl.evaluate.cnn import CNNEvaluator
 from automl.grow.nodes import enlarge_output
-from automl.search.engine import Search
+from automl.engine.search import Search
 from automl.store.study import StudyStore
 from automl.train.loop import TrainConfig
 from search_spaces.base import ORDINAL, SearchSpace
@@ -102,17 +102,17 @@ class SiblingEvaluator(CNNEvaluator):
         self.sibling = sibling
 
     def warm_start(self, genome: Genome, context: EvaluationContext | None, seed: int):
-        found = super().warm_start(genome, context, seed)
-        if found is not None or self.sibling is None or self.warm_epochs is None:
-            return found
+        model, attrs = super().warm_start(genome, context, seed)
+        if model is not None or self.sibling is None or self.warm_epochs is None:
+            return model, attrs
         parent = self.space.build(self.sibling.genome, self.data.input_shape, self.sibling.num_classes)
         parent.load_state_dict(self.sibling.state)
         enlarge_output(parent, [None] * self.data.num_classes, seed)  # its classes are not ours
         try:
             model, moves = self.space.inherit(parent, self.sibling.genome, genome, self.data.input_shape,
                                               self.data.num_classes, torch.Generator().manual_seed(seed))
-        except CannotInherit:
-            return None
+        except CannotInherit as why:
+            return None, {**attrs, "scratch_reason": f"not warm-started from sibling {self.sibling.name}: {why}"}
         return model, {"warm_start_from_node": self.sibling.name, "warm_start_from_trial": self.sibling.trial,
                        "transforms": moves}
 

@@ -4,7 +4,7 @@ import torch
 
 import search_spaces
 from automl.core.evaluation import EvaluationContext
-from automl.search.engine import Search
+from automl.engine.search import Search
 from automl.evaluate.cnn import CNNEvaluator
 from automl.core.pareto import DEFAULT_OBJECTIVES
 from automl.store.study import StudyStore

@@ -10,7 +10,7 @@ from automl.core.attrs import SCRATCH_REASON, WARM_START_FROM
 from automl.core.evaluation import EvaluationContext
 from automl.core.pareto import DEFAULT_OBJECTIVES
 from automl.evaluate.cnn import CNNEvaluator
-from automl.search.engine import Search
+from automl.engine.search import Search
 from automl.store.study import StudyStore
 from automl.train.loop import TrainConfig
 from tests.conftest import SMALLEST_MOBILE

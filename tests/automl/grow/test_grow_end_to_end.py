@@ -39,7 +39,7 @@ def exported_model(folder: Path, class_names: list[str], input_shape=(1, 28, 28)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
     card = {"format": CARD_FORMAT, "version": 1, "space": "mobile", "genome": ROOT, "genes": dict(genome),
             "input_shape": list(input_shape), "class_names": class_names,
-            "normalisation": {"mean": [0.13], "std": [0.3], "scale": "pixels / 255"},
+            "normalisation": {"mean": [0.13] * input_shape[0], "std": [0.3] * input_shape[0], "scale": "pixels / 255"},
             "files": {"safetensors": {"file": "model.safetensors", "sha256": sha256_of(folder / "model.safetensors")}}}
     (folder / "card.json").write_text(json.dumps(card))
     return folder

@@ -103,7 +103,7 @@ def test_journal_trials_fail_by_the_heartbeat_attribute(in_tmp):
 
 def test_only_public_optuna_api_is_used():
     root = Path(__file__).resolve().parents[3]
-    for folder in ("automl/search", "automl/store"):
+    for folder in ("automl/engine", "automl/store"):
         for path in (root / folder).rglob("*.py"):
             source = path.read_text()
             assert "._storage" not in source and "._study_id" not in source, path

@@ -55,7 +55,7 @@ def test_a_search_records_a_diverged_candidate_as_a_failed_trial(small_mnist):
     import search_spaces
     from automl.core.pareto import DEFAULT_OBJECTIVES
     from automl.evaluate.cnn import CNNEvaluator
-    from automl.search.engine import Search
+    from automl.engine.search import Search
     from automl.store.study import StudyStore
     from automl.train.config import TrainConfig
 

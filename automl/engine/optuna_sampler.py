@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from automl.core import attrs
-from automl.search.candidates import Candidate, Proposal
-from automl.search.nsga2.repair import repair_row, space_costs
-from automl.search.strategy import Strategy
+from automl.engine.candidates import Candidate, Proposal
+from automl.engine.nsga2.repair import repair_row, space_costs
+from automl.engine.strategy import Strategy
 
 
 class OptunaStrategy(Strategy):

@@ -7,12 +7,12 @@ import pytest
 
 from automl import search
 from automl.core.errors import AutomlError
-from automl.search.nsga2.crossover import uniform_crossover
-from automl.search.nsga2.duplicates import Archive
-from automl.search.nsga2.mutation import mutate
-from automl.search.nsga2.recipe import DVOLVER, get_recipe
-from automl.search.nsga2.repair import repair_row, space_costs
-from automl.search.nsga2.selection import binary_tournament
+from automl.engine.nsga2.crossover import uniform_crossover
+from automl.engine.nsga2.duplicates import Archive
+from automl.engine.nsga2.mutation import mutate
+from automl.engine.nsga2.recipe import DVOLVER, get_recipe
+from automl.engine.nsga2.repair import repair_row, space_costs
+from automl.engine.nsga2.selection import binary_tournament
 from search_spaces.base import NOMINAL, ORDINAL, DictSpace
 
 OPS = ["identity", "sep7x7", "pool3x3", "sep3x3"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from automl import search
-from automl.search.engine import STRATEGIES, Search
+from automl.engine.search import STRATEGIES, Search
 from automl.core.errors import AutomlError, CandidateFailed
 from automl.core.pareto import DEFAULT_OBJECTIVES, Objective
 from automl.store.study import StudyStore
@@ -251,3 +251,14 @@ def test_a_resumed_search_reads_its_batch_from_the_study_not_from_the_seed():
     second = Interrupting()
     Search(DictSpace(SPACE), second, store, budget=16, seed=999, population=8).run()
     assert first.calls + second.calls == reference.calls
+
+
+def test_automl_search_stays_the_function_after_the_engine_is_imported():
+    """The engine's package is not called ``automl.search``: importing a submodule binds it on
+    its parent, which would shadow the public ``automl.search`` function."""
+    import automl
+    import automl.engine.search  # noqa: F401
+
+    first = automl.search({"a": [1, 2]}, lambda g: {"x": g["a"]}, [("x", "min")], 2)
+    second = automl.search({"a": [1, 2]}, lambda g: {"x": g["a"]}, [("x", "min")], 2)
+    assert callable(automl.search) and len(first.candidates) == len(second.candidates) == 2

@@ -24,7 +24,7 @@ OBJECTIVES = [Objective("f1", "min"), Objective("f2", "min")]
 WORKER = textwrap.dedent('''
     import os, sys, time
     from pathlib import Path
-    from automl.search.engine import Search
+    from automl.engine.search import Search
     from automl.store.study import StudyStore
     from search_spaces.base import DictSpace
 

@@ -1,6 +1,6 @@
 """The engine: ask a strategy for a batch, evaluate it, record every evaluation as a trial, tell.
 
-Strategies (:mod:`automl.search.strategy`) only propose and learn; this loop owns the study.
+Strategies (:mod:`automl.engine.strategy`) only propose and learn; this loop owns the study.
 For a generational strategy (nsga2, random) each batch is decided once and stored in the
 study with the strategy's state (:meth:`StudyStore.save_engine_state`); a process that joins
 or resumes reads that state and continues - it evaluates the batch members nobody holds,
@@ -30,12 +30,12 @@ from automl.core.errors import AutomlError, CandidateFailed
 from automl.core.evaluation import Evaluation, EvaluationContext
 from automl.core.genome import Genome
 from automl.core.progress import SilentProgress
-from automl.search.candidates import Candidate, Proposal, SearchResult, candidate_seed, default_population
-from automl.search.nsga2.recipe import get_recipe
-from automl.search.nsga2.repair import repair_row
-from automl.search.nsga2.strategy import DEFAULT_PRESELECT
-from automl.search.recording import candidate_from_trial, genome_of, warm_parent
-from automl.search.strategy import STRATEGIES, make_strategy
+from automl.engine.candidates import Candidate, Proposal, SearchResult, candidate_seed, default_population
+from automl.engine.nsga2.recipe import get_recipe
+from automl.engine.nsga2.repair import repair_row
+from automl.engine.nsga2.strategy import DEFAULT_PRESELECT
+from automl.engine.recording import candidate_from_trial, genome_of, warm_parent
+from automl.engine.strategy import STRATEGIES, make_strategy
 from automl.store import claims
 from automl.store.study import StudyStore
 from search_spaces.base import SearchSpace

@@ -7,17 +7,17 @@ from typing import Any
 
 import numpy as np
 
-from automl.search import surrogate
-from automl.search.candidates import FAILED_PENALTY, Candidate, Proposal
-from automl.search.nsga2.crossover import uniform_crossover
-from automl.search.nsga2.duplicates import Archive
-from automl.search.nsga2.mutation import mutate
-from automl.search.nsga2.recipe import NSGA2, Recipe
-from automl.search.nsga2.repair import repair_row, space_costs
-from automl.search.nsga2.sampling import SAMPLERS
-from automl.search.nsga2.selection import binary_tournament
-from automl.search.nsga2.survival import survivors
-from automl.search.strategy import Strategy
+from automl.engine import surrogate
+from automl.engine.candidates import FAILED_PENALTY, Candidate, Proposal
+from automl.engine.nsga2.crossover import uniform_crossover
+from automl.engine.nsga2.duplicates import Archive
+from automl.engine.nsga2.mutation import mutate
+from automl.engine.nsga2.recipe import NSGA2, Recipe
+from automl.engine.nsga2.repair import repair_row, space_costs
+from automl.engine.nsga2.sampling import SAMPLERS
+from automl.engine.nsga2.selection import binary_tournament
+from automl.engine.nsga2.survival import survivors
+from automl.engine.strategy import Strategy
 
 DEFAULT_PRESELECT = 8  # children proposed per child evaluated (1: no surrogate)
 MAX_ROUNDS = 100  # mating rounds per ask before settling for fewer new children (a small space)

@@ -11,9 +11,9 @@ from typing import Any
 
 from automl.core.errors import AutomlError
 from automl.core.pareto import Objective
-from automl.search.candidates import SearchResult
-from automl.search.engine import Search
-from automl.search.nsga2.strategy import DEFAULT_PRESELECT
+from automl.engine.candidates import SearchResult
+from automl.engine.search import Search
+from automl.engine.nsga2.strategy import DEFAULT_PRESELECT
 from automl.store.study import StudyStore
 from search_spaces.base import DictSpace, SearchSpace
 
@@ -32,7 +32,7 @@ def search(space: str | SearchSpace | Mapping[str, Sequence[Any]],
     ``evaluate`` maps a genome (a dict gene -> value) to a dict objective -> value.
     ``objectives`` lists (name, "min"|"max"). ``budget`` counts evaluations. ``preselect``
     is how many children nsga2 proposes per child it evaluates (1: no surrogate); ``recipe``
-    "dvolver" runs Dvolver's reference NSGA-II recipe instead of ours (:mod:`automl.search.nsga2.recipe`).
+    "dvolver" runs Dvolver's reference NSGA-II recipe instead of ours (:mod:`automl.engine.nsga2.recipe`).
     Trials are recorded in an in-memory Optuna study unless ``storage`` names one.
     Returns every evaluated genome with its values, and the Pareto front.
     """

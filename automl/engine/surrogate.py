@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from automl.search.nsga2.survival import survivors
+from automl.engine.nsga2.survival import survivors
 
 
 class OneHotRidge:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from automl.search.candidates import Candidate, Proposal
-from automl.search.nsga2.duplicates import Archive
-from automl.search.nsga2.repair import repair_row, space_costs
-from automl.search.strategy import Strategy
+from automl.engine.candidates import Candidate, Proposal
+from automl.engine.nsga2.duplicates import Archive
+from automl.engine.nsga2.repair import repair_row, space_costs
+from automl.engine.strategy import Strategy
 
 MAX_DRAWS = 20  # draws per genome asked before the space counts as exhausted
 

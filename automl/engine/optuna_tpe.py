@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from automl.search.optuna_sampler import OptunaStrategy
+from automl.engine.optuna_sampler import OptunaStrategy
 
 
 class OptunaTPEStrategy(OptunaStrategy):

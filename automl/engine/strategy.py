@@ -2,7 +2,7 @@
 
 A strategy proposes genomes (:meth:`Strategy.ask`) and learns from their results
 (:meth:`Strategy.tell`); it never trains, records or waits - the engine
-(:mod:`automl.search.engine`) does. A generational strategy is deterministic given its state,
+(:mod:`automl.engine.search`) does. A generational strategy is deterministic given its state,
 the seed and the results it was told, and its state is plain JSON (:meth:`state_dict`): the
 engine stores it in the study, so any process that joins or resumes the search continues it
 from there instead of replaying it from the seed.
@@ -19,7 +19,7 @@ import numpy as np
 from automl.core.errors import UnknownNameError
 from automl.core.genome import Genome
 from automl.core.pareto import Objective
-from automl.search.candidates import Candidate, Proposal
+from automl.engine.candidates import Candidate, Proposal
 from search_spaces.base import SearchSpace
 
 STRATEGIES = ("nsga2", "random", "optuna-nsga2", "optuna-tpe")
@@ -78,13 +78,13 @@ class Strategy(ABC):
 def make_strategy(name: str, space: SearchSpace, objectives: Sequence[Objective], **options: Any) -> Strategy:
     """The strategy called ``name`` (imports Optuna's samplers only when they are asked for)."""
     if name == "nsga2":
-        from automl.search.nsga2.strategy import NSGA2Strategy as chosen
+        from automl.engine.nsga2.strategy import NSGA2Strategy as chosen
     elif name == "random":
-        from automl.search.random_search import RandomStrategy as chosen
+        from automl.engine.random_search import RandomStrategy as chosen
     elif name == "optuna-nsga2":
-        from automl.search.optuna_nsga2 import OptunaNSGA2Strategy as chosen
+        from automl.engine.optuna_nsga2 import OptunaNSGA2Strategy as chosen
     elif name == "optuna-tpe":
-        from automl.search.optuna_tpe import OptunaTPEStrategy as chosen
+        from automl.engine.optuna_tpe import OptunaTPEStrategy as chosen
     else:
         raise UnknownNameError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
     return chosen(space, objectives, **options)

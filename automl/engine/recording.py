@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 from automl.core import attrs
 from automl.core.genome import Genome
 from automl.core.pareto import Objective
-from automl.search.candidates import Candidate
+from automl.engine.candidates import Candidate
 from search_spaces.base import SearchSpace
 
 
