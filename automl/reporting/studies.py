@@ -39,7 +39,14 @@ def newest_study(storage: str | None = None, directory: Path = STUDY_DIR) -> str
     files = study_files(directory)
     if not files:
         raise StudyError(f"no study in {directory}/; run `automl search` first or name one with --study")
-    return files[-1].stem
+    # by when each study started (its first trial), not by file times: opening a SQLite study in
+    # write-ahead-log mode touches its file, so reading an old study would make it the newest
+    started = {}
+    for order, path in enumerate(files):
+        summaries = _summaries(default_storage(path.stem, directory))
+        begun = max((s.datetime_start for s in summaries if s.datetime_start is not None), default=datetime.min)
+        started[path.stem] = (begun, order)
+    return max(started, key=started.get)
 
 
 def resolve_study(study: str | None, storage: str | None) -> str:
