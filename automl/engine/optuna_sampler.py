@@ -9,6 +9,7 @@ at once, and counts against a waste allowance rather than the budget.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,8 +34,9 @@ class OptunaStrategy(Strategy):
         self.repair_rng = np.random.default_rng(self.seed)
         self.costs = space_costs(space)
 
+    @abstractmethod
     def sampler(self):
-        raise NotImplementedError
+        """The Optuna sampler this strategy puts on the study."""
 
     def attach(self, store) -> None:
         self.store = store
