@@ -64,7 +64,8 @@ def plan(nproc: int, device: torch.device) -> Launch | None:
             raise AutomlError(f"--nproc {nproc} trains on cuda:0 to cuda:{nproc - 1}; use --device cuda, "
                               f"not {device}")
         if nproc > count:
-            raise AutomlError(f"--nproc {nproc} needs {nproc} GPUs (one per process); this machine has {count}")
+            raise AutomlError(f"--nproc {nproc} needs {nproc} GPUs (one per process); this machine has {count} "
+                              "(--device cpu trains on gloo processes instead)")
     return Launch(nproc, local_world=nproc)
 
 

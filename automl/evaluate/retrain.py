@@ -30,7 +30,8 @@ from automl.core.progress import SilentProgress
 from automl.engine.recording import genome_of
 from automl.evaluate.cnn import CNNEvaluator
 from automl.evaluate.devices import pick_device
-from automl.evaluate.distributed import check_batch, check_ddp_safe, distributed_trainer
+from automl.evaluate.distributed import distributed_trainer
+from automl.evaluate.launch import backend_for, check_batch, check_ddp_safe
 from automl.store.study import StudyStore
 
 
@@ -112,6 +113,10 @@ def train_trial(store: StudyStore, number: int, epochs: float, accelerate: str =
     else:
         check_batch(config, len(data.train), trainer.launch.world)
     space = search_spaces.get(settings["space"])
+    if progress is not None:  # every check passed: say what trains where
+        where = (f"{trainer.launch.world} {backend_for(target)} processes" if trainer is not None else str(target))
+        progress.message(f"study {store.name!r}: training trial {number}'s architecture ({space.format(genome)}) "
+                         f"for {epochs:g} epoch(s) on {where}")
     evaluator = CNNEvaluator(space, data, config, seed=int(settings.get("seed", 0)), accelerate=accelerate,
                              device=target, progress=progress, trainer=trainer)
     try:

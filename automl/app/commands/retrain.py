@@ -46,9 +46,6 @@ def train(
         check_ddp_safe(chosen, world)
     store = StudyStore.open(resolve_study(study, storage), storage)
     progress = _EpochProgress(choose_progress(err, quiet or not lead, as_json))
-    progress.message(f"study {store.name!r}: training trial {trial}'s architecture for {epochs:g} epoch(s)"
-                     + (f" on {nproc} processes" if nproc > 1 else "")
-                     + (f" ({launch.world} torchrun ranks)" if launch is not None else ""))
     try:
         made = train_trial(store, trial, epochs, accelerate, nproc, device, progress)
     finally:

@@ -23,12 +23,12 @@ def run(capsys, *args):
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
-    """A two-trial search on the embedded data (0.05 epochs each)."""
+    """A two-trial search on the embedded data (0.05 epochs each, small architectures)."""
     folder = tmp_path_factory.mktemp("train-command")
     url = f"sqlite:///{folder / 'tiny.db'}"
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["search", "--budget", "2", "--epochs", "0.05", "--study", "tiny", "--storage", url,
-                  "--device", "cpu", "--quiet"])
+        cli.main(["search", "--budget", "2", "--epochs", "0.05", "--max-flops", "3M", "--study", "tiny",
+                  "--storage", url, "--device", "cpu", "--quiet"])
     assert exit_info.value.code == 0
     return url, folder
 
@@ -48,6 +48,10 @@ def test_train_stores_a_new_trial_that_pareto_lineage_and_export_read(capsys, ti
     assert made.user_attrs["flops"] == source.user_attrs["flops"] and made.values[1] == source.values[1]
     assert made.user_attrs["epochs"] == pytest.approx(0.05, abs=0.02) and made.user_attrs["seconds"] > 0
 
+    from automl.reporting.report import report_facts
+
+    facts = report_facts(store)  # the search's history leaves the trained trial out; the front does not
+    assert sum(row["new_trials"] for row in facts["hypervolume"]) == 2
     code, out, _ = run(capsys, "pareto", "--study", "tiny", "--storage", url, "--json", "--png", folder / "p.png")
     assert code == 0 and {r["trial"] for r in json.loads(out)["front"]} <= {0, 1, made.number}
     code, out, _ = run(capsys, "lineage", "--study", "tiny", "--storage", url, "--trial", made.number, "--json")
@@ -75,6 +79,7 @@ def test_a_bad_request_is_one_line_and_exit_2(capsys, tiny_study, args, message)
     assert all(t.state.name != "RUNNING" for t in StudyStore.open("tiny", url).study.trials)
 
 
+@pytest.mark.slow  # the quick suite checks DDP itself in tests/automl/evaluate/test_distributed.py
 def test_train_and_export_on_two_gloo_processes(capsys, tiny_study):
     url, folder = tiny_study
     code, out, err = run(capsys, "train", "--study", "tiny", "--storage", url, "--trial", 1, "--epochs", 0.1,
@@ -104,3 +109,15 @@ def test_train_under_torchrun_records_once_from_rank_0(tiny_study):
     row = json.loads(done.stdout)  # rank 0 alone prints
     assert row["distributed"]["launcher"] == "torchrun" and row["distributed"]["processes"] == 2
     assert len(StudyStore.open("tiny", url).study.trials) == before + 1
+
+
+@pytest.mark.parametrize("command", [["train", "--help"], ["export", "--help"], ["bench", "ddp", "--help"]])
+def test_help_of_the_ddp_commands_imports_no_torch(command):
+    root = Path(__file__).resolve().parents[3]
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['automl', *{command!r}]\n"
+             "try:\n    runpy.run_path('cli.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('HEAVY', sorted(m for m in ('torch', 'optuna') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=600)
+    assert "--nproc" in done.stdout or "--processes" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "HEAVY []", done.stderr[-2000:]
