@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import statistics
 from typing import Any
 
 import torch
@@ -48,43 +49,52 @@ def max_abs_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
     return max((float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].numel()), default=0.0)
 
 
-def ddp_equivalence(processes: int = 2, steps: int = 20, global_batch: int = 64, seed: int = 0,
-                    genome: str = GENOME, space: str = SPACE, data: Dataset | None = None,
-                    images: int | None = None, lr: float = 0.1) -> dict[str, Any]:
-    """Train ``genome`` for ``steps`` steps of ``global_batch`` images in one process and on
-    ``processes`` gloo processes from the same initial weights; the weights' max abs
-    difference, each run's samples/s and accuracy."""
-    data = _slice(data if data is not None else load_dataset("mnist5k"), images)
-    chosen = search_spaces.get(space)
-    parsed = chosen.parse(genome)
-    torch.manual_seed(seed)
-    initial = chosen.build(parsed, data.input_shape, data.num_classes)
-    steps_per_epoch = len(data.train) // global_batch
-    config = TrainConfig(epochs=steps / steps_per_epoch, batch_size=global_batch, lr=lr)
-
+def _one_process(initial: torch.nn.Module, data: Dataset, config: TrainConfig, seed: int):
+    """The trainer in this process with all cores (the caller's thread count restored after)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(threads_per_process(1))
     try:
-        one = train(copy.deepcopy(initial), data, config, seed=seed)
+        return train(copy.deepcopy(initial), data, config, seed=seed)
     finally:
         torch.set_num_threads(threads)
-    many = DistributedTrainer(Launch(processes, local_world=processes))(copy.deepcopy(initial), data, config, seed=seed)
-    difference = max_abs_difference(one.model.state_dict(), many.model.state_dict())
-    moved = max_abs_difference(initial.state_dict(), one.model.state_dict())
+
+
+def ddp_equivalence(processes: int = 2, steps: int = 20, global_batch: int = 64, seed: int = 0,
+                    genome: str = GENOME, space: str = SPACE, data: Dataset | None = None,
+                    images: int | None = None, lr: float = 0.1, rounds: int = 3) -> dict[str, Any]:
+    """Train ``genome`` for ``steps`` steps of ``global_batch`` images in one process and on
+    ``processes`` gloo processes from the same initial weights, alternating ``rounds`` times;
+    the largest weight difference between any one-process and any DDP run, each run's
+    samples/s (and their medians) and accuracy."""
+    data = _slice(data if data is not None else load_dataset("mnist5k"), images)
+    chosen = search_spaces.get(space)
+    torch.manual_seed(seed)
+    initial = chosen.build(chosen.parse(genome), data.input_shape, data.num_classes)
+    config = TrainConfig(epochs=steps / (len(data.train) // global_batch), batch_size=global_batch, lr=lr)
+    ddp = DistributedTrainer(Launch(processes, local_world=processes))
+    ones, manys = [], []
+    for _ in range(rounds):  # alternating, so a change in the machine's load hits both alike
+        ones.append(_one_process(initial, data, config, seed))
+        manys.append(ddp(copy.deepcopy(initial), data, config, seed=seed))
+    one, many = ones[0], manys[0]
+    difference = max(max_abs_difference(a.model.state_dict(), b.model.state_dict()) for a in ones for b in manys)
+    one_rates, many_rates = [r.samples_per_s for r in ones], [r.samples_per_s for r in manys]
     return {
         "space": space, "genome": genome, "mflops": count_flops(initial, data.input_shape) / 1e6,
         "has_batchnorm": any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in initial.modules()),
         "dataset": data.name, "train_images": len(data.train), "processes": processes, "backend": "gloo",
         "steps": int(round(one.samples / global_batch)), "steps_ddp": int(round(many.samples / global_batch)),
         "global_batch": global_batch, "per_process_batch": global_batch // processes, "lr": lr, "seed": seed,
-        "threads_one_process": threads_per_process(1), "threads_per_process": threads_per_process(processes),
-        "max_abs_weight_difference": difference, "max_abs_weight_change": moved, "tolerance": TOLERANCE,
-        "equivalent": difference <= TOLERANCE,
+        "rounds": rounds, "threads_one_process": threads_per_process(1),
+        "threads_per_process": threads_per_process(processes),
+        "max_abs_weight_difference": difference,
+        "max_abs_weight_change": max_abs_difference(initial.state_dict(), one.model.state_dict()),
+        "tolerance": TOLERANCE, "equivalent": difference <= TOLERANCE,
         "accuracy_one_process": one.accuracy, "accuracy_ddp": many.accuracy,
-        "samples_per_s_one_process": one.samples_per_s, "samples_per_s_ddp": many.samples_per_s,
-        "ddp_speedup": many.samples_per_s / one.samples_per_s if one.samples_per_s else None,
-        "seconds_one_process": one.seconds, "seconds_ddp": many.seconds,
+        "samples_per_s_one_process": statistics.median(one_rates), "samples_per_s_ddp": statistics.median(many_rates),
+        "ddp_speedup": statistics.median(many_rates) / statistics.median(one_rates),
+        "samples_per_s_one_process_rounds": one_rates, "samples_per_s_ddp_rounds": many_rates,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "note": ("samples/s of the DDP run counts all processes' samples over rank 0's training time; "
-                 "spawning the processes and joining the group are outside it"),
+        "note": ("samples/s: medians over the rounds; the DDP run's counts all processes' samples over rank 0's "
+                 "training time (spawning the processes and joining the group are outside it)"),
     }

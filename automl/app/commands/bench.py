@@ -242,6 +242,7 @@ def bench_ddp(
     global_batch: int = typer.Option(64, min=2, help="Global batch: the one process trains on all of it, "
                                      "each DDP process on global batch / processes."),
     seed: int = typer.Option(0, help="Seed of the initial weights and the batch order."),
+    rounds: int = typer.Option(3, min=1, help="Alternating rounds of both runs (samples/s: the median)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
@@ -251,8 +252,8 @@ def bench_ddp(
 
     if global_batch % processes:
         raise AutomlError(f"--global-batch {global_batch} does not split into {processes} equal shares")
-    err.print(f"training {steps} steps in one process, then on {processes} gloo processes")
-    result = ddp_equivalence(processes=processes, steps=steps, global_batch=global_batch, seed=seed)
+    err.print(f"training {steps} steps in one process, then on {processes} gloo processes, {rounds} round(s)")
+    result = ddp_equivalence(processes=processes, steps=steps, global_batch=global_batch, seed=seed, rounds=rounds)
     if finish(result, as_json, out_file):
         return
     verdict = "met" if result["equivalent"] else "MISSED"
