@@ -83,7 +83,7 @@ def _sentence(row: dict[str, Any]) -> str:
         why = row.get("fail_reason") or "stopped early (its values are the user attribute partial_values)"
         return f"trial {row['trial']} (from trial {row['trained_from']}) {row['state'].lower()}: {why}"
     return (f"trial {row['trial']}: accuracy {row['accuracy']:.4f}, {row['mflops']:.2f} MFLOPs, "
-            f"{row['epochs']:g} epoch(s) in {row['seconds']:.1f} s (trained from trial {row['trained_from']}; "
+            f"{row['epochs']:.3g} epoch(s) in {row['seconds']:.1f} s (trained from trial {row['trained_from']}; "
             f"{row['genome']})")
 
 
