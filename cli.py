@@ -11,7 +11,8 @@ from typing import Optional
 import typer
 
 from automl import __version__
-from automl.app.commands import ablate, bench, catalog, costmodel, grow, models, search, studies, studies_list
+from automl.app.commands import (ablate, bench, catalog, costmodel, grow, models, retrain, search, studies,
+                                 studies_list)
 from automl.core.errors import AutomlError
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.command()(studies_list.studies)
 app.command()(studies.lineage)
 app.command()(studies.dashboard)
 app.command()(studies.report)
+app.command(name="train")(retrain.train)
 app.command()(models.export)
 app.command()(models.predict)
 app.command()(grow.grow)
@@ -49,6 +51,7 @@ bench_app.command("search")(bench.bench_search)
 bench_app.command("accelerators")(bench.bench_accelerators)
 bench_app.command("grow")(grow.bench_grow)
 bench_app.command("costmodel")(costmodel.bench_costmodel)
+bench_app.command("ddp")(bench.bench_ddp)  # temporary: becomes a part of `bench scale`
 
 
 def _version(value: bool) -> None:

@@ -12,6 +12,8 @@ PARENTS = "parents"  # NSGA-II parent trial numbers
 STRATEGY = "strategy"
 DUPLICATE_OF = "duplicate_of"  # a repeated proposal answered from this trial, not trained
 INFEASIBLE = "infeasible"  # a proposal that breaks the constraints, answered without training
+TRAINED_FROM = "trained_from"  # `automl train`: the trial whose architecture this one trained longer
+DISTRIBUTED = "distributed"  # how a DDP training was shared out (processes, backend, batches)
 
 # trial user attributes: what training measured
 FLOPS = "flops"

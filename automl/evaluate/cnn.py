@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
+from typing import Any
 
 import torch
 
@@ -32,14 +33,16 @@ class CNNEvaluator:
 
     With ``warm_epochs`` set, a child whose engine-chosen parent is trained starts from the
     parent's weights transformed by Net2Net (``space.inherit``) and trains ``warm_epochs``
-    instead of ``config.epochs``.
+    instead of ``config.epochs``. ``trainer`` replaces :func:`automl.train.loop.train` with a
+    callable of its signature (e.g. :class:`automl.evaluate.distributed.DistributedTrainer`).
     """
 
     accepts_context = True
 
     def __init__(self, space: SearchSpace, data: Dataset, config: TrainConfig, seed: int = 0,
                  accelerate: str | None = None, device: torch.device | str = "cpu",
-                 progress: SilentProgress | None = None, warm_epochs: float | None = None) -> None:
+                 progress: SilentProgress | None = None, warm_epochs: float | None = None,
+                 trainer: Callable[..., Any] | None = None) -> None:
         self.space = space
         self.data = data
         self.config = config
@@ -49,6 +52,7 @@ class CNNEvaluator:
         accelerators.parse(self.accelerate)  # validate once, up front
         self.device = torch.device(device)
         self.progress = progress or SilentProgress()
+        self.trainer = trainer or train
         self._cost = lru_cache(maxsize=4096)(self._measure_cost)
         self._calibration = None
 
@@ -108,9 +112,9 @@ class CNNEvaluator:
         chosen = accelerators.parse(self.accelerate)
         predicted = self.predicted_seconds(model, config)
         try:
-            result = train(model, self.data, config, seed=seed, accelerators=chosen,
-                           device=self.device, on_epoch=self.progress.epoch_finished,
-                           cache_dir=self.cache_dir(context), context=context)
+            result = self.trainer(model, self.data, config, seed=seed, accelerators=chosen,
+                                  device=self.device, on_epoch=self.progress.epoch_finished,
+                                  cache_dir=self.cache_dir(context), context=context)
         except torch.OutOfMemoryError as error:
             raise CandidateFailed(f"out of memory: {str(error).splitlines()[0]}") from None
         training_flops_total = training_flops(flops, max(result.samples, 1))

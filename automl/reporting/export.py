@@ -27,7 +27,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,32 +138,16 @@ def _choose(store: StudyStore, numbers: Sequence[int] | None, retrain_epochs: fl
 # -- the study's data and recipe --------------------------------------------------------------
 
 def _study_data(store: StudyStore):
-    """The dataset the study searched on, checked against what the study recorded."""
-    from automl.data import load_dataset
+    """The dataset the study searched on (:func:`automl.evaluate.retrain.study_data`)."""
+    from automl.evaluate.retrain import study_data
 
-    settings = store.settings
-    if "dataset" not in settings or "space" not in settings:
-        raise ExportError(f"study {store.name!r} records no dataset or space (was it made by automl search?)")
-    data = load_dataset(settings["dataset"], settings.get("data_root"))
-    stored = settings.get("data")
-    if stored:
-        described = data.describe()
-        for key in ("input_shape", "class_names", "mean", "std"):
-            if key in stored and list(stored[key]) != list(described[key]):
-                raise ExportError(f"dataset {settings['dataset']!r} now has a different {key} than when "
-                                  f"study {store.name!r} searched it; cannot export faithfully")
-    return data
+    return study_data(store)
 
 
 def _train_config(settings: dict[str, Any], epochs: float):
-    from automl.train.loop import TrainConfig
+    from automl.evaluate.retrain import train_config
 
-    known = {f.name for f in fields(TrainConfig)}
-    recipe = {k: v for k, v in (settings.get("train") or {}).items() if k in known}
-    for key in ("batch_size", "lr"):
-        if key in settings and key not in recipe:
-            recipe[key] = settings[key]
-    return TrainConfig(**{**recipe, "epochs": epochs})
+    return train_config(settings, epochs)
 
 
 def _train_plus_val(data):
@@ -233,8 +217,9 @@ def _like_other_files(path: Path) -> None:
 
 def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequence[str],
                  retrain_epochs: float | None, device: torch.device,
-                 progress: ExportProgress) -> dict[str, Any]:
-    """Export one trial into ``out/trial-N``; returns its card."""
+                 progress: ExportProgress, trainer=None) -> dict[str, Any] | None:
+    """Export one trial into ``out/trial-N``; returns its card (None on a DDP rank other than
+    0, which retrains with the others and writes nothing)."""
     import search_spaces
 
     from automl.nn.flops import count_flops, count_params
@@ -247,7 +232,10 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
     progress.trial_started(job.asked, label, retrain_epochs)
     torch.manual_seed(int(trial.user_attrs.get("seed", settings.get("seed", 0))))  # a retrained model's init
     model = space.build(genome, data.input_shape, data.num_classes)
-    model, test_accuracy, retrained = _final_weights(store, trial, model, data, retrain_epochs, device, progress)
+    model, test_accuracy, retrained = _final_weights(store, trial, model, data, retrain_epochs, device, progress,
+                                                     trainer)
+    if trainer is not None and not trainer.writes:
+        return None
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     folder = out / f"trial-{job.asked}"
     c, h, w = data.input_shape
@@ -272,7 +260,8 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
         "weights": "retrained" if retrained else "search",
         "retrained": retrained,
         "search": {key: attrs[key] for key in ("epochs", "seconds", "generation", "warm_start_from", "transforms",
-                                                "accelerators", "accelerator_reports", "seed") if key in attrs},
+                                                "accelerators", "accelerator_reports", "seed", "trained_from",
+                                                "distributed") if key in attrs},
         "search_accelerate": settings.get("accelerate", ""),
         "files": files,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -284,9 +273,11 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
 
 
 def _final_weights(store: StudyStore, trial: FrozenTrial, model: nn.Module, data, retrain_epochs: float | None,
-                   device: torch.device, progress: ExportProgress) -> tuple[nn.Module, float, dict | None]:
+                   device: torch.device, progress: ExportProgress,
+                   trainer=None) -> tuple[nn.Module, float, dict | None]:
     """The search's stored weights (scored on the test split), or the architecture retrained
-    from scratch on train + validation; with what the retraining did."""
+    from scratch on train + validation (on several processes with a DDP ``trainer``); with
+    what the retraining did."""
     from automl.train.loop import evaluate, train
 
     settings = store.settings
@@ -296,9 +287,12 @@ def _final_weights(store: StudyStore, trial: FrozenTrial, model: nn.Module, data
         model.to(device)
         return model, evaluate(model, data.test, device=device), None
     config = _train_config(settings, retrain_epochs)
-    result = train(model, _train_plus_val(data), config, seed=seed, device=device, on_epoch=progress.epoch_finished)
+    result = (trainer or train)(model, _train_plus_val(data), config, seed=seed, device=device,
+                                on_epoch=progress.epoch_finished)
     retrained = {"epochs": result.epochs, "seconds": result.seconds, "seed": seed,
                  "samples": result.samples, "on": "train + validation", "recipe": config.as_dict()}
+    if trainer is not None:
+        retrained["distributed"] = trainer.describe(device, config.batch_size)
     return result.model, result.accuracy, retrained
 
 
@@ -331,12 +325,21 @@ def _json_default(value: Any) -> Any:
 
 def export_study(store: StudyStore, out: str | Path, trials: Sequence[int] | None = None,
                  formats: str | Sequence[str] = FORMATS, retrain_epochs: float | None = None,
-                 device: str = "auto", progress: ExportProgress | None = None) -> list[dict[str, Any]]:
+                 device: str = "auto", progress: ExportProgress | None = None,
+                 nproc: int = 1) -> list[dict[str, Any]]:
     """Export the Pareto-optimal trials of a study (or the named ones); returns their cards,
-    each with the ``folder`` it was written to."""
+    each with the ``folder`` it was written to. ``nproc`` > 1 (or torchrun) retrains with
+    DistributedDataParallel (see :mod:`automl.evaluate.distributed`); a torchrun rank other
+    than 0 retrains with the others, writes nothing and returns no card."""
     from automl.evaluate.devices import pick_device
+    from automl.evaluate.distributed import check_batch, distributed_trainer, torchrun_launch
 
     chosen_formats = parse_formats(formats)
+    if nproc != 1 and retrain_epochs is None:
+        raise ExportError("--nproc trains on several processes: it needs --retrain-epochs E")
+    launch = torchrun_launch()
+    if retrain_epochs is None and launch is not None and launch.rank != 0:
+        return []  # under torchrun without retraining there is nothing to share: rank 0 exports
     from automl.reporting.tree import export_tree, is_tree_study
 
     if is_tree_study(store):  # a grown Tree-CNN: one card for the whole tree (automl.reporting.tree)
@@ -350,13 +353,21 @@ def export_study(store: StudyStore, out: str | Path, trials: Sequence[int] | Non
     jobs = _choose(store, trials, retrain_epochs)
     data = _study_data(store)
     target = pick_device(device)
-    data.to(target)
+    trainer = distributed_trainer(nproc, target) if retrain_epochs is not None else None
+    if trainer is None:
+        data.to(target)
+    else:  # the ranks move the data to their own devices
+        check_batch(_train_config(store.settings, retrain_epochs), len(data.train) + len(data.val),
+                    trainer.launch.world)
     progress = progress or ExportProgress()
     out = Path(out)
     progress.start(len(jobs))
     try:
-        return [export_trial(store, job, data, out, chosen_formats, retrain_epochs, target, progress)
-                for job in jobs]
+        cards = [export_trial(store, job, data, out, chosen_formats, retrain_epochs, target, progress, trainer)
+                 for job in jobs]
+        return [card for card in cards if card is not None]
     finally:
         progress.stop()
+        if trainer is not None:
+            trainer.close()
 

@@ -1,8 +1,9 @@
 """Ancestry of trials: which trained parent each child inherited from, and its NSGA-II parents.
 
 The graph (networkx) has one node per trial and an edge parent -> child for each warm start
-(``kind="warm"``, with the Net2Net moves applied) and each crossover parent
-(``kind="crossover"``). The terminal shows it as a tree from a trial up to its ancestors.
+(``kind="warm"``, with the Net2Net moves applied), each crossover parent
+(``kind="crossover"``) and each trial ``automl train`` trained longer (``kind="trained"``).
+The terminal shows it as a tree from a trial up to its ancestors.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def lineage_graph(store: StudyStore) -> nx.DiGraph:
                 graph.add_edge(parent, trial.number, kind="crossover")
         if warm is not None and warm in graph:
             graph.add_edge(warm, trial.number, kind="warm", moves=trial.user_attrs.get("transforms", []))
+        source = trial.user_attrs.get("trained_from")  # `automl train`: the same architecture, trained longer
+        if source is not None and source in graph:
+            graph.add_edge(source, trial.number, kind="trained")
     return graph
 
 
@@ -65,8 +69,9 @@ def tree(graph: nx.DiGraph, trial: int) -> Tree:
     def grow(node: Tree, child: int) -> None:
         for parent in sorted(graph.predecessors(child)):
             edge = graph.edges[parent, child]
-            how = (f"[green]warm start[/] ({', '.join(edge['moves']) or 'same architecture'})"
-                   if edge["kind"] == "warm" else "[cyan]crossover parent[/]")
+            how = {"warm": f"[green]warm start[/] ({', '.join(edge.get('moves', [])) or 'same architecture'})",
+                   "trained": "[magenta]trained longer (automl train) from[/]"}.get(
+                       edge["kind"], "[cyan]crossover parent[/]")
             if parent in seen:
                 node.add(f"{how}: trial {parent} (shown above)")
                 continue
@@ -121,7 +126,7 @@ def lineage_figure(graph: nx.DiGraph, title: str):
                                 dpi=120)
     if graph.number_of_nodes():
         colours = ["tab:red" if graph.nodes[n]["front"] else "lightgray" for n in graph.nodes]
-        for kind, style in (("warm", "solid"), ("crossover", "dashed")):
+        for kind, style in (("warm", "solid"), ("crossover", "dashed"), ("trained", "dotted")):
             edges = [(a, b) for a, b, d in graph.edges(data=True) if d["kind"] == kind]
             nx.draw_networkx_edges(graph, position, edgelist=edges, style=style, arrows=True, node_size=1400,
                                    alpha=0.7 if kind == "warm" else 0.35, ax=axes)
@@ -134,7 +139,8 @@ def lineage_figure(graph: nx.DiGraph, title: str):
     for side in ("top", "right", "left", "bottom"):
         axes.spines[side].set_visible(False)
     axes.margins(x=0.25 if len(generations) < 3 else 0.12, y=0.2)
-    fit_title(figure, f"{title}: lineage (solid: warm start, dashed: crossover, red: Pareto front; "
+    fit_title(figure, f"{title}: lineage (solid: warm start, dashed: crossover, dotted: trained longer, "
+                      "red: Pareto front; "
                       "node: trial, validation accuracy, MFLOPs)")
     figure.tight_layout()
     return figure

@@ -43,14 +43,20 @@ def evaluated_trials(store: StudyStore) -> list[FrozenTrial]:
             if t.user_attrs.get("duplicate_of") is None and not t.user_attrs.get("infeasible")]
 
 
+def searched_trials(store: StudyStore) -> list[FrozenTrial]:
+    """The evaluated trials the search itself made: without those ``automl train`` added
+    (``trained_from``), which belong on the front but not in the search's history."""
+    return [t for t in evaluated_trials(store) if t.user_attrs.get("trained_from") is None]
+
+
 def normalised_points(trials: list[FrozenTrial], store: StudyStore) -> np.ndarray:
     """Objective values in minimisation form scaled to about [0, 1] (see the module docstring)."""
     return normalise([t.values for t in trials], store.objectives)
 
 
 def hypervolume_by_generation(store: StudyStore) -> list[dict[str, Any]]:
-    """Hypervolume of every trial evaluated up to and including each generation."""
-    trials = evaluated_trials(store)
+    """Hypervolume of every trial the search evaluated up to and including each generation."""
+    trials = searched_trials(store)
     if not trials:
         return []
     points = normalised_points(trials, store)
@@ -97,7 +103,7 @@ def _kind(name: str) -> str:
 
 def warm_start_facts(store: StudyStore) -> dict[str, Any] | None:
     """How many trials were warm-started (Net2Net) and what they cost next to scratch ones."""
-    trials = evaluated_trials(store)
+    trials = searched_trials(store)
     warm = [t for t in trials if t.user_attrs.get("warm_start_from") is not None]
     if not warm:
         return None
@@ -125,7 +131,7 @@ def warm_start_savings(store: StudyStore) -> dict[str, Any] | None:
     scratch. Seconds are estimated at the scratch trials' measured seconds per epoch and FLOP
     (a short warm run's own rate would count its fixed costs many times over), else at the
     child's own rate. None when the study has no children or ran without warm starts."""
-    trials = evaluated_trials(store)
+    trials = searched_trials(store)
     children = [t for t in trials if int(t.user_attrs.get("generation", 0) or 0) > 0]
     full = store.settings.get("epochs")
     if not children or store.settings.get("warm_start") is False or not isinstance(full, (int, float)):

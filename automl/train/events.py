@@ -103,6 +103,7 @@ class TrainState:
     criterion: Any = None  # (outputs, targets) -> the task loss, as the trainer computes it
     cache_dir: Path | None = None  # where one-off artifacts (a trained encoder) persist across candidates
     context: Any = None  # the engine's EvaluationContext when the evaluator has one (peers, trial)
+    batches: Any = None  # automl.train.loop.BatchSource: where each epoch's training batches come from
 
 
 class Dispatcher:

@@ -7,13 +7,18 @@ measures validation accuracy. Accelerators plug in through the events of
 when there are none); TEARDOWN runs from ``finally``, so a candidate that dies leaves nothing
 behind. A loss that diverges (:mod:`automl.train.divergence`) ends training with
 :class:`CandidateFailed`. The recipe itself is :class:`automl.train.config.TrainConfig`.
+
+Where the training batches come from is a :data:`BatchSource` (by default the split's own
+shuffled batches); data parallelism (:mod:`automl.evaluate.distributed`) passes one that gives
+each process its share of every global batch, and wraps the model through an event hook - the
+loop itself knows nothing of processes.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from automl.data import Dataset, batches_per_epoch
+from automl.data import Dataset, Split, batches_per_epoch
 from automl.train.config import SCHEDULES, TrainConfig, make_optimizer, make_scheduler
 from automl.train.divergence import CHECK_EVERY, DivergenceGuard
 from automl.train.events import Dispatcher, Event, TrainState
@@ -30,8 +35,17 @@ from automl.train.measure import evaluate, recalibrate_batchnorm
 
 FINITE_CHECK_EVERY = CHECK_EVERY  # the name older callers know
 
-__all__ = ["SCHEDULES", "TrainConfig", "TrainResult", "evaluate", "make_optimizer", "make_scheduler",
-           "recalibrate_batchnorm", "run_epoch", "train", "train_step"]
+__all__ = ["SCHEDULES", "BatchSource", "TrainConfig", "TrainResult", "evaluate", "make_optimizer", "make_scheduler",
+           "recalibrate_batchnorm", "run_epoch", "shuffled_batches", "train", "train_step"]
+
+# (split, batch size, generator, device) -> one epoch of (inputs, targets) training batches
+BatchSource = Callable[[Split, int, torch.Generator, torch.device], Iterable[tuple[Tensor, Tensor]]]
+
+
+def shuffled_batches(split: Split, batch_size: int, generator: torch.Generator,
+                     device: torch.device) -> Iterable[tuple[Tensor, Tensor]]:
+    """The default :data:`BatchSource`: one shuffled pass, the last partial batch dropped."""
+    return split.batches(batch_size, shuffle=True, generator=generator, drop_last=True, device=device)
 
 
 @dataclass
@@ -53,11 +67,14 @@ class TrainResult:
 def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
           accelerators: Sequence[Any] = (), device: torch.device | str = "cpu",
           on_epoch: Callable[[int, int, float], None] | None = None,
-          cache_dir: Path | None = None, context: Any = None) -> TrainResult:
+          cache_dir: Path | None = None, context: Any = None,
+          batches: BatchSource | None = None) -> TrainResult:
     """Train ``model`` on ``data.train``; return validation accuracy and what was measured.
 
     Deterministic for a seed on a given machine: batch order comes from a generator seeded
-    with ``seed``, and the global torch RNG is seeded with it too.
+    with ``seed``, and the global torch RNG is seeded with it too. ``batches`` replaces where
+    each epoch's batches come from; ``config.batch_size`` stays the (global) batch of one step,
+    which the step budget and the schedule count in.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -68,7 +85,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0,
 
     state = TrainState(model, None, None, 0, 0, data.input_shape, device, train=data.train, val=data.val,
                        num_classes=data.num_classes, seed=seed, cache_dir=cache_dir, context=context,
-                       config=config, criterion=criterion)
+                       config=config, criterion=criterion, batches=batches or shuffled_batches)
     fire = Dispatcher(accelerators, state)
     failure: BaseException | None = None
     try:
@@ -139,8 +156,8 @@ def run_epoch(state: TrainState, fire: Dispatcher, generator: torch.Generator,
     guard.begin_epoch()
     loss_sum = torch.zeros((), device=state.device)
     steps = 0
-    for inputs, targets in state.train.batches(config.batch_size, shuffle=True, generator=generator,
-                                               drop_last=True, device=state.device):
+    source = state.batches or shuffled_batches
+    for inputs, targets in source(state.train, config.batch_size, generator, state.device):
         task_loss = train_step(state, fire, inputs.contiguous(memory_format=config.memory_format), targets)
         loss_sum += task_loss  # the task's loss, before accelerators add to or scale it
         steps += 1

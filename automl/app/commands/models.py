@@ -21,11 +21,16 @@ def export(
     retrain_epochs: Optional[float] = typer.Option(None, help="Retrain each architecture from scratch on "
                                                    "train + validation for this many epochs first."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N] (retraining and evaluation)."),
+    nproc: int = typer.Option(1, help="With --retrain-epochs: retrain on this many processes with "
+                              "DistributedDataParallel (gloo on CPUs, NCCL on GPUs: one GPU each); the "
+                              "study's batch size stays the global batch, split into NPROC shares. Under "
+                              "torchrun leave it out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the model cards as JSON only."),
 ) -> None:
     """Export Pareto-optimal models: safetensors + model card (with test accuracy), ONNX, torch.export."""
     from automl.evaluate.devices import pick_device
+    from automl.evaluate.distributed import torchrun_launch
     from automl.reporting.export import ExportProgress, RichExportProgress, export_study, parse_formats
     from automl.reporting.studies import resolve_study
     from automl.store.study import StudyStore
@@ -33,8 +38,11 @@ def export(
     formats = parse_formats(fmt)
     pick_device(device)  # a misspelt or absent GPU is refused before anything is written
     store = StudyStore.open(resolve_study(study, storage), storage)
+    launch = torchrun_launch()
+    if launch is not None and launch.rank != 0:  # under torchrun rank 0 writes and reports
+        quiet, as_json = True, False
     progress = ExportProgress() if quiet or as_json else RichExportProgress(err)
-    cards = export_study(store, out_dir, trial, formats, retrain_epochs, device, progress)
+    cards = export_study(store, out_dir, trial, formats, retrain_epochs, device, progress, nproc)
     if as_json:
         print(json.dumps(cards, indent=2, default=str))
         return
