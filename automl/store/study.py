@@ -31,6 +31,7 @@ from automl.store import claims
 from automl.store.heartbeat import GRACE_PERIOD, HEARTBEAT_INTERVAL, STOPPED, Heartbeat, fail_stale
 from automl.store.storage import (STUDY_DIR, artifact_location, default_storage, open_storage,  # noqa: F401
                                   storage_errors)
+from automl.store.weights import WeightsReader
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -286,20 +287,11 @@ class StudyStore:
 
     def download_weights(self, trial: FrozenTrial) -> dict[str, Any]:
         """The trial's stored weights as a state dict (safetensors, no pickle)."""
-        from optuna.artifacts import download_artifact
-        from safetensors.torch import load_file
+        return self.weights_reader()(trial)
 
-        artifact_id = trial.user_attrs.get(attrs.WEIGHTS_ARTIFACT)
-        if artifact_id is None or self._artifact_store is None:
-            raise StudyError(f"trial {trial.number} of study {self.name!r} has no stored weights")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "weights.safetensors"
-            try:
-                download_artifact(artifact_store=self._artifact_store, file_path=str(path),
-                                  artifact_id=artifact_id)
-                return load_file(str(path))
-            except Exception as error:
-                raise StudyError(f"weights of trial {trial.number} cannot be read: {error}") from None
+    def weights_reader(self) -> WeightsReader:
+        """What reads trials' weights in another process (it carries the artifact folder only)."""
+        return WeightsReader(self.artifacts_dir if self._artifact_store is not None else None, self.name)
 
 
 def _jsonable(value: Any) -> Any:

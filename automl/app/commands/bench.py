@@ -234,3 +234,72 @@ def bench_accelerators(
     noise = result["seed_noise"]
     out.print(f"seed noise alone (plain training under {seeds} other seed(s)): tau {noise['kendall_tau']:.2f}, "
               f"front kept {noise['front_recall']:.0%}; tau 1 seed {result['seed_to_seed_kendall_tau']:.2f}")
+
+
+def bench_scale(
+    parts: str = typer.Option("overhead,parallel", help="Comma-separated parts: overhead (engine and storage "
+                                                         "cost per trial), parallel (--workers efficiency)."),
+    trials: int = typer.Option(40, min=2, help="overhead: trials per storage."),
+    sleep: float = typer.Option(0.05, min=0.0, help="overhead: seconds the stand-in evaluator sleeps."),
+    postgres: Optional[str] = typer.Option(None, help="overhead: a PostgreSQL URL to measure too (default: "
+                                                      "$AUTOML_TEST_POSTGRES; skipped without one)."),
+    workers: str = typer.Option("1,2,4,8", help="parallel: worker counts."),
+    evaluations: int = typer.Option(16, min=1, help="parallel: evaluations per worker count."),
+    parallel_sleep: float = typer.Option(2.0, min=0.0, help="parallel: seconds each evaluation sleeps."),
+    hv_budget: int = typer.Option(64, min=8, help="parallel: evaluations of the 1-vs-4-worker search-quality runs."),
+    hv_seeds: int = typer.Option(2, min=1, help="parallel: seeds of the search-quality runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
+) -> None:
+    """Scale: engine and storage overhead per trial (SQLite, journal, PostgreSQL) with a sleeping
+    evaluator, and parallel efficiency of --workers 1, 2, 4, 8 against the ideal."""
+    import os
+
+    from automl.experiments.scale import PARTS, bench_scale as run
+
+    chosen = [p.strip() for p in parts.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in PARTS]
+    if unknown or not chosen:
+        raise AutomlError(f"unknown part {unknown[0] if unknown else parts!r} (known: {', '.join(PARTS)})")
+    try:
+        counts = tuple(int(w) for w in workers.split(",") if w.strip())
+    except ValueError:
+        raise AutomlError(f"--workers {workers!r} must be comma-separated integers such as 1,2,4,8") from None
+    if not counts or min(counts) < 1:
+        raise AutomlError(f"--workers {workers!r} must be comma-separated integers of at least 1")
+    if "parallel" in chosen:
+        from automl.engine.ray_executor import require_ray
+
+        require_ray()
+    options = {"overhead": {"trials": trials, "sleep": sleep,
+                            "postgres": postgres or os.environ.get("AUTOML_TEST_POSTGRES")},
+               "parallel": {"workers": counts, "sleep": parallel_sleep, "evaluations": evaluations,
+                            "hv_budget": hv_budget, "hv_seeds": hv_seeds}}
+    result = run(chosen, options, progress=lambda line: err.print(line, markup=False, highlight=False))
+    if finish(result, as_json, out_file):
+        return
+    for line in scale_lines(result):
+        out.print(line, markup=False, highlight=False)
+
+
+def scale_lines(result: dict) -> list[str]:
+    """The figures of ``bench scale``, one line each."""
+    lines = []
+    for kind, row in result.get("overhead", {}).get("storages", {}).items():
+        if "skipped" in row:
+            lines.append(f"overhead {kind}: skipped ({row['skipped']})")
+            continue
+        target = f" (target <= {row['target_ms']:g} ms: {'met' if row['met'] else 'missed'})" if row["target_ms"] else ""
+        lines.append(f"overhead {kind}: {row['overhead_ms_per_trial']:.1f} ms per trial{target}")
+    parallel = result.get("parallel")
+    if parallel:
+        for n, row in parallel["workers"].items():
+            lines.append(f"{n} worker(s): {row['wall_s']:.1f} s for {parallel['evaluations']} evaluations of "
+                         f"{parallel['sleep_s']:g} s, ideal {row['ideal_s']:.1f} s: efficiency {row['efficiency']:.2f}")
+        lines.append(f"efficiency at the most workers {'meets' if parallel['met'] else 'misses'} the target "
+                     f">= {parallel['target_efficiency']}")
+        for strategy, runs in parallel["search_quality"]["strategies"].items():
+            for run in runs:
+                lines.append(f"{strategy} seed {run['seed']}: hypervolume {run['hypervolume_1_worker']:.2f} at 1 "
+                             f"worker, {run['hypervolume_4_workers']:.2f} at 4; same front: {run['same_front']}")
+    return lines

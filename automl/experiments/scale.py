@@ -1,0 +1,182 @@
+"""``bench scale``: what the engine and its storage cost per trial, and how well --workers scales.
+
+The parts (``--parts``), one function each, return JSON-able dicts that ``bench_scale`` puts
+under their names:
+
+- ``overhead``: a search whose evaluator only sleeps, in one process, on each storage
+  (SQLite, a journal file, PostgreSQL when a URL is given, and in memory as the engine alone):
+  wall-clock per trial minus the sleep is what the engine and the study cost per trial -
+  proposing, claiming, heartbeats, recording, reading peers' results back;
+- ``parallel``: the same search (a fixed number of evaluations of an evaluator sleeping
+  ``sleep`` seconds) with 1, 2, 4 and 8 Ray workers on one local Ray instance, against the
+  ideal evaluations x sleep / workers; and the search's result at 1 and 4 workers, for nsga2
+  (generational: the fronts must be identical) and Optuna's TPE (asked ``workers`` genomes at
+  a time: a different search), as hypervolumes.
+
+Another part (DDP, one candidate on several processes) is a function here with the same
+signature style and an entry in :data:`PARTS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from automl.core.pareto import Objective, as_minimisation, hypervolume
+from automl.engine.search import Search
+from automl.experiments.problems import PROBLEMS
+from automl.store.study import StudyStore
+from search_spaces.base import DictSpace
+
+TARGET_OVERHEAD_MS = 30.0
+TARGET_EFFICIENCY = 0.9
+GENES, _, OBJECTIVES, REFERENCE = PROBLEMS["nas"]
+
+
+class SleepEvaluator:
+    """A stand-in for training: sleeps, then scores the genome on the NAS-shaped test problem
+    (deterministic, so runs can be compared genome by genome). Picklable for Ray workers."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, genome) -> dict[str, float]:
+        if self.seconds > 0:
+            time.sleep(self.seconds)
+        return PROBLEMS["nas"][1](dict(genome))
+
+
+def _search(url: str, name: str, evaluate: Callable, budget: int, population: int, seed: int = 0,
+            strategy: str = "nsga2", executor=None, artifacts: Path | None = None):
+    store = StudyStore.create(name, url, [Objective(*o) for o in OBJECTIVES], {"benchmark": "scale"},
+                              artifacts=artifacts)
+    started = time.perf_counter()
+    result = Search(DictSpace(GENES), evaluate, store, budget=budget, population=population, seed=seed,
+                    strategy=strategy, executor=executor).run()
+    return result, time.perf_counter() - started, store
+
+
+def overhead(trials: int = 40, sleep: float = 0.05, population: int = 8, postgres: str | None = None,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Engine and storage cost per trial: (wall-clock - trials x sleep) / trials, per storage."""
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="automl-scale-") as tmp:
+        storages = {"memory": "memory", "sqlite": f"sqlite:///{tmp}/scale.db", "journal": f"journal:///{tmp}/scale.log"}
+        if postgres:
+            storages["postgresql"] = postgres
+        for kind, url in storages.items():
+            name = f"bench-scale-{int(time.time() * 1000)}"
+            _, wall, store = _search(url, name, SleepEvaluator(sleep), trials, population,
+                                     artifacts=Path(tmp) / "artifacts")
+            per_trial = 1000 * (wall / trials - sleep)
+            rows[kind] = {"url": url if kind != "postgresql" else "postgresql://(given)", "trials": trials,
+                          "wall_s": wall, "overhead_ms_per_trial": per_trial,
+                          "target_ms": TARGET_OVERHEAD_MS if kind in ("sqlite", "postgresql") else None,
+                          "met": per_trial <= TARGET_OVERHEAD_MS if kind in ("sqlite", "postgresql") else None}
+            if kind == "postgresql":
+                _delete(store)
+            if progress:
+                progress(f"overhead {kind}: {per_trial:.1f} ms per trial ({trials} trials in {wall:.1f} s)")
+    if not postgres:
+        rows["postgresql"] = {"skipped": "no PostgreSQL URL given (--postgres URL or AUTOML_TEST_POSTGRES)"}
+    return {"trials": trials, "sleep_s": sleep, "population": population, "strategy": "nsga2",
+            "storages": rows, "note": "one process, no Ray; overhead = wall-clock per trial minus the sleep: "
+                                      "proposing (nsga2 with surrogate pre-selection), claiming, heartbeat, "
+                                      "recording, reading the study back"}
+
+
+def _delete(store: StudyStore) -> None:
+    import optuna
+
+    optuna.delete_study(study_name=store.name, storage=store.storage)
+
+
+def parallel(workers: tuple[int, ...] = (1, 2, 4, 8), sleep: float = 2.0, evaluations: int = 16,
+             population: int = 8, hv_budget: int = 64, hv_seeds: int = 2,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Parallel efficiency of --workers N against the ideal, and what N does to the search."""
+    from automl.engine.ray_executor import RayExecutor, require_ray
+
+    ray = require_ray()
+    started = time.perf_counter()
+    ray.init(num_cpus=max(workers), include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        startup = time.perf_counter() - started
+        _warm_up(ray, max(workers))
+        rows = {}
+        with tempfile.TemporaryDirectory(prefix="automl-scale-") as tmp:
+            for n in workers:
+                _, wall, _ = _search(f"sqlite:///{tmp}/parallel-{n}.db", f"parallel-{n}", SleepEvaluator(sleep),
+                                     evaluations, population, executor=RayExecutor(n))
+                ideal = evaluations * sleep / n
+                rows[str(n)] = {"wall_s": wall, "ideal_s": ideal, "efficiency": ideal / wall}
+                if progress:
+                    progress(f"parallel {n} worker(s): {wall:.1f} s for {evaluations} evaluations "
+                             f"(ideal {ideal:.1f} s): efficiency {ideal / wall:.2f}")
+        quality = _search_quality(RayExecutor, hv_budget, hv_seeds, population, progress)
+    finally:
+        ray.shutdown()
+    top = rows[str(max(workers))]["efficiency"]
+    return {"sleep_s": sleep, "evaluations": evaluations, "population": population, "storage": "sqlite",
+            "ray_start_s": startup, "workers": rows, "target_efficiency": TARGET_EFFICIENCY,
+            "met": top >= TARGET_EFFICIENCY, "search_quality": quality,
+            "note": "nsga2, generational: each generation of `population` candidates is trained in parallel and "
+                    "the next one is asked when all are back; one local Ray instance (started once, workers "
+                    "warmed up, not timed) shared by all rows"}
+
+
+def _warm_up(ray, count: int) -> None:
+    """Start ``count`` worker processes that have imported the engine, outside the timings."""
+
+    def ready() -> bool:
+        import automl.engine.ray_executor  # noqa: F401
+
+        time.sleep(0.5)
+        return True
+
+    task = ray.remote(ready).options(num_cpus=1)
+    ray.get([task.remote() for _ in range(count)])
+
+
+def _search_quality(executor_type, budget: int, seeds: int, population: int,
+                    progress: Callable[[str], None] | None) -> dict[str, Any]:
+    """The same seeded search at 1 and 4 workers (evaluator without sleep): fronts and hypervolumes."""
+    objectives = [Objective(*o) for o in OBJECTIVES]
+    rows: dict[str, Any] = {}
+    for strategy in ("nsga2", "optuna-tpe"):
+        runs = []
+        for seed in range(seeds):
+            run = {}
+            for n in (1, 4):
+                result, _, _ = _search("memory", f"quality-{strategy}-{seed}-{n}", SleepEvaluator(0.0), budget,
+                                       population, seed=seed, strategy=strategy, executor=executor_type(n))
+                points = as_minimisation([[c.values[o.name] for o in objectives] for c in result.candidates
+                                          if c.values is not None], objectives)
+                run[n] = {"hypervolume": hypervolume(points, REFERENCE),
+                          "front": sorted((c.genome.key(), tuple(c.values.values())) for c in result.front)}
+            runs.append({"seed": seed, "hypervolume_1_worker": run[1]["hypervolume"],
+                         "hypervolume_4_workers": run[4]["hypervolume"],
+                         "same_front": run[1]["front"] == run[4]["front"]})
+            if progress:
+                progress(f"{strategy} seed {seed}: hypervolume {run[1]['hypervolume']:.2f} at 1 worker, "
+                         f"{run[4]['hypervolume']:.2f} at 4, same front: {run[1]['front'] == run[4]['front']}")
+        rows[strategy] = runs
+    return {"problem": "nas", "budget": budget, "population": population, "reference": list(REFERENCE),
+            "strategies": rows}
+
+
+PARTS: dict[str, Callable[..., dict[str, Any]]] = {"overhead": overhead, "parallel": parallel}
+
+
+def bench_scale(parts: list[str], options: dict[str, dict[str, Any]] | None = None,
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the named parts (keys of :data:`PARTS`), each with its own options."""
+    options = options or {}
+    result: dict[str, Any] = {"benchmark": "scale", "parts": list(parts)}
+    for part in parts:
+        result[part] = PARTS[part](progress=progress, **options.get(part, {}))
+    return result
