@@ -175,8 +175,12 @@ PARTS: dict[str, Callable[..., dict[str, Any]]] = {"overhead": overhead, "parall
 def bench_scale(parts: list[str], options: dict[str, dict[str, Any]] | None = None,
                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the named parts (keys of :data:`PARTS`), each with its own options."""
+    import os
+
     options = options or {}
-    result: dict[str, Any] = {"benchmark": "scale", "parts": list(parts)}
+    result: dict[str, Any] = {"benchmark": "scale", "parts": list(parts),
+                              "load_average_before": list(os.getloadavg())}
     for part in parts:
         result[part] = PARTS[part](progress=progress, **options.get(part, {}))
+    result["load_average_after"] = list(os.getloadavg())
     return result

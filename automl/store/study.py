@@ -15,6 +15,7 @@ import json
 import re
 import tempfile
 import warnings
+from datetime import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -198,18 +199,30 @@ class StudyStore:
     # -- recording ------------------------------------------------------------------------
 
     def start(self, genome: Genome, choices: Mapping[str, list[Any]], extra: Mapping[str, Any]) -> Trial:
-        """A RUNNING trial for a genome the engine chose: ``study.ask`` with a sampler that
-        answers the genome's genes (public API, the dashboard sees real distributions)."""
-        previous = self.study.sampler
-        self.study.sampler = optuna.samplers.PartialFixedSampler(dict(genome.genes), optuna.samplers.RandomSampler())
+        """A RUNNING trial for a genome the engine chose, created whole in one write: its genes
+        as params with real categorical distributions (the dashboard plots them) and its
+        attributes, the key among them - so a claim is complete the moment it exists
+        (public storage API: ``create_new_trial`` with a template trial). One write instead of
+        one per gene and attribute is most of what a trial costs the engine (``bench scale``)."""
+        distributions = {g: CategoricalDistribution(choices[g]) for g in genome}
+        if self.storage is None:  # a store made without its backend: Optuna's ask, one write per field
+            trial = self.study.ask(distributions)
+            for name, value in extra.items():
+                trial.set_user_attr(name, _jsonable(value))
+            return trial
+        template = FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+                               datetime_complete=None, params=dict(genome.genes), distributions=distributions,
+                               user_attrs={k: _jsonable(v) for k, v in extra.items()}, system_attrs={},
+                               intermediate_values={}, trial_id=0)
+        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        previous = self.study.sampler  # the study's sampler is not asked: a trial object needs none
+        self.study.sampler = optuna.samplers.RandomSampler()
         try:
-            trial = self.study.ask({g: CategoricalDistribution(choices[g]) for g in genome})
+            trial = Trial(self.study, trial_id)
         finally:
             self.study.sampler = previous
         if self.shared:
-            Heartbeat(self, trial).beat()  # alive from the start, before the attributes are written
-        for name, value in extra.items():  # the key first: it is what a claim is known by
-            trial.set_user_attr(name, _jsonable(value))
+            Heartbeat(self, trial).beat()  # alive from the start
         return trial
 
     def ask(self, choices: Mapping[str, list[Any]], space: str) -> tuple[Trial, Genome]:

@@ -56,8 +56,8 @@ def search(
                                              "(see `automl accelerators`)."),
     device: Optional[str] = typer.Option(None, help=f"auto, cpu or cuda[:N]. (default: {D.device})"),
     workers: Optional[int] = typer.Option(None, help="Train this many candidates at once, each a Ray task on a "
-                                          "local Ray instance started and stopped by the search (needs "
-                                          "automl[ray]). With --ray: at most this many at once on the cluster."),
+                                          "local Ray instance started and stopped by the search (needs Ray, "
+                                          "the ray extra). With --ray: at most this many at once on the cluster."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Send candidates to this Ray cluster: auto (the "
                                       "cluster this machine belongs to) or an address ray.init takes "
                                       "(ray://HOST:10001). Workers need automl installed and --artifacts on a "

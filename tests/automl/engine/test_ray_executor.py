@@ -5,6 +5,7 @@ One local Ray instance (4 CPUs) is shared by the module: starting Ray costs seco
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -33,7 +34,7 @@ OBJECTIVES = [Objective("f1", "min"), Objective("f2", "min")]
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     try:
         yield ray
     finally:
