@@ -67,38 +67,49 @@ def evaluate_in_parallel(search: Search, batch: Sequence[Proposal]) -> list[Cand
 def _launch(search: Search, batch: Sequence[Proposal], results: dict[int, Candidate],
             running: dict[Hashable, _Running]) -> bool:
     """Read back stored results and send unclaimed genomes to free workers; whether anything
-    was resolved or started."""
-    if len(running) >= search.executor.workers:
-        return False  # every worker busy: nothing to start, and peers' results can wait
+    was resolved or started. The claims of one pass are settled together (one read)."""
     busy = {r.index for r in running.values()}
-    progressed = False
+    pending = [i for i in range(len(batch)) if i not in results and i not in busy]
+    if not pending or len(running) >= search.executor.workers:
+        return False  # nothing left to start, or every worker busy: peers' results can wait
     search.refresh_finished()  # once per pass: peers record results too
     peers = search.store.trials((TrialState.RUNNING,)) if search.store.shared else []
-    for i, proposal in enumerate(batch):
-        if i in results or i in busy:
-            continue
-        reused = search.stored_result(proposal, refresh=False)
+    progressed, chosen = False, []
+    for i in pending:
+        reused = search.stored_result(batch[i], refresh=False)
         if reused is not None:
             results[i], progressed = reused, True
+        elif len(running) + len(chosen) < search.executor.workers and not search.held_elsewhere(batch[i], peers):
+            chosen.append(i)
+    if not chosen:
+        return progressed
+    claimed = list(zip(chosen, search.claim_all([batch[i] for i in chosen])))
+    for n, (i, claim) in enumerate(claimed):
+        if claim is None:
             continue
-        if len(running) >= search.executor.workers or search.held_elsewhere(proposal, peers):
-            continue
-        claimed = search.claim(proposal)
-        if claimed is None:
-            continue
-        trial, parents = claimed
-        heartbeat = search.store.heartbeat(trial).__enter__()
+        trial, parents = claim
         try:
-            context = search.context(proposal.genome, trial, proposal.generation, parents, portable=True)
-            search.progress.candidate_started(search.label(proposal.genome))
-            handle = search.executor.submit(proposal.genome, context)
-        except BaseException as error:
-            heartbeat.__exit__(None, None, None)
-            search.abandon(trial, error)
+            handle, heartbeat = _submit(search, batch[i], trial, parents)
+        except BaseException as error:  # the claims opened after this one are abandoned too
+            for _, later in claimed[n + 1:]:
+                if later is not None:
+                    search.abandon(later[0], error)
             raise
-        running[handle] = _Running(i, proposal, trial, parents, heartbeat)
-        progressed = True
-    return progressed
+        running[handle] = _Running(i, batch[i], trial, parents, heartbeat)
+    return True
+
+
+def _submit(search: Search, proposal: Proposal, trial, parents: list[int]) -> tuple[Hashable, Heartbeat]:
+    """Send one claimed candidate to a worker; its heartbeat beats from here on."""
+    heartbeat = search.store.heartbeat(trial).__enter__()
+    try:
+        context = search.context(proposal.genome, trial, proposal.generation, parents, portable=True)
+        search.progress.candidate_started(search.label(proposal.genome))
+        return search.executor.submit(proposal.genome, context), heartbeat
+    except BaseException as error:
+        heartbeat.__exit__(None, None, None)
+        search.abandon(trial, error)
+        raise
 
 
 def _finish(search: Search, done: _Running, handle: Hashable) -> Candidate:

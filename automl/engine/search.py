@@ -289,24 +289,41 @@ class Search:
     def claim(self, proposal: Proposal) -> tuple[Any, list[int]] | None:
         """Open the proposal's RUNNING trial - its claim on the genome - and the parents' trial
         numbers; None when another process claimed the genome first."""
-        self._check_time(proposal.trial)
-        genome, key = proposal.genome, proposal.genome.key()
-        parents = [self._finished[k].number for k in proposal.parents if k in self._finished]
-        extra = {attrs.KEY: key, attrs.WORKER: self.worker, attrs.GENOME: self.label(genome),
-                 attrs.GENERATION: proposal.generation, attrs.PARENTS: parents, attrs.STRATEGY: self.strategy.name}
-        trial = proposal.trial
-        if trial is None:
-            trial = self.store.start(genome, self.choices, extra)
-        else:
-            for name, value in extra.items():
-                trial.set_user_attr(name, value)
-        proposal.trial = None
-        if self.store.shared:
-            winner = claims.winner(self.store, trial.number, key)
+        return self.claim_all([proposal])[0]
+
+    def claim_all(self, proposals: Sequence[Proposal]) -> list[tuple[Any, list[int]] | None]:
+        """:meth:`claim` for several proposals: every trial is opened first, then the study is
+        read once to settle them all (one read instead of one per claim)."""
+        if self.time_budget is not None and time.perf_counter() - self._started >= self.time_budget:
+            for proposal in proposals[1:]:
+                if proposal.trial is not None:
+                    self.store.fail(proposal.trial, "not evaluated: the time budget was spent", retry=True)
+            self._check_time(proposals[0].trial)
+        opened = []
+        for proposal in proposals:
+            genome, key = proposal.genome, proposal.genome.key()
+            parents = [self._finished[k].number for k in proposal.parents if k in self._finished]
+            extra = {attrs.KEY: key, attrs.WORKER: self.worker, attrs.GENOME: self.label(genome),
+                     attrs.GENERATION: proposal.generation, attrs.PARENTS: parents,
+                     attrs.STRATEGY: self.strategy.name}
+            trial = proposal.trial
+            if trial is None:
+                trial = self.store.start(genome, self.choices, extra)
+            else:
+                for name, value in extra.items():
+                    trial.set_user_attr(name, value)
+            proposal.trial = None
+            opened.append((trial, parents, key))
+        winners = (claims.winners(self.store, [(t.number, k) for t, _, k in opened]) if self.store.shared
+                   else [None] * len(opened))
+        claimed: list[tuple[Any, list[int]] | None] = []
+        for (trial, parents, _), winner in zip(opened, winners):
             if winner is not None:  # another process claimed the genome first: leave it to it
                 self.store.fail(trial, f"trial {winner} evaluates this genome", {attrs.DUPLICATE_OF: winner})
-                return None
-        return trial, parents
+                claimed.append(None)
+            else:
+                claimed.append((trial, parents))
+        return claimed
 
     def context(self, genome: Genome, trial, generation: int, parents: list[int],
                 portable: bool = False) -> EvaluationContext | None:
