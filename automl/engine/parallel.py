@@ -16,8 +16,6 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optuna.trial import TrialState
-
 from automl.engine.candidates import Candidate, Proposal
 
 if TYPE_CHECKING:
@@ -72,11 +70,10 @@ def _launch(search: Search, batch: Sequence[Proposal], results: dict[int, Candid
     pending = [i for i in range(len(batch)) if i not in results and i not in busy]
     if not pending or len(running) >= search.executor.workers:
         return False  # nothing left to start, or every worker busy: peers' results can wait
-    search.refresh_finished()  # once per pass: peers record results too
-    peers = search.store.trials((TrialState.RUNNING,)) if search.store.shared else []
+    peers = search.refresh_finished()  # once per pass: peers record results too
     progressed, chosen = False, []
     for i in pending:
-        reused = search.stored_result(batch[i], refresh=False)
+        reused = search.stored_result(batch[i])
         if reused is not None:
             results[i], progressed = reused, True
         elif len(running) + len(chosen) < search.executor.workers and not search.held_elsewhere(batch[i], peers):

@@ -239,24 +239,26 @@ class Search:
 
     def _evaluate_one(self, proposal: Proposal) -> Candidate | None:
         """The proposal's result, or None while another process holds it."""
+        running = self.refresh_finished()  # peers record results too
         stored = self.stored_result(proposal)
         if stored is not None:
             return stored
-        if self.held_elsewhere(proposal):
+        if self.held_elsewhere(proposal, running):
             return None
         return self._claim_and_train(proposal)
 
-    def stored_result(self, proposal: Proposal, refresh: bool = True) -> Candidate | None:
-        """The proposal's result when the study holds one already (peers record results too:
-        a shared study is read again unless ``refresh`` is off)."""
-        if self.store.shared and refresh:
-            self._finished = self.store.finished_by_key()
+    def stored_result(self, proposal: Proposal) -> Candidate | None:
+        """The proposal's result when the study holds one already (as last read)."""
         stored = self._finished.get(proposal.genome.key())
         return self._reuse(proposal, stored) if stored is not None else None
 
-    def refresh_finished(self) -> None:
-        if self.store.shared:
-            self._finished = self.store.finished_by_key()
+    def refresh_finished(self) -> list[FrozenTrial]:
+        """Read a shared study once: what it holds finished, and its RUNNING trials (returned)."""
+        if not self.store.shared:
+            return []
+        trials = self.store.trials()
+        self._finished = self.store.finished_by_key(trials)
+        return [t for t in trials if t.state == TrialState.RUNNING]
 
     def held_elsewhere(self, proposal: Proposal, running: list[FrozenTrial] | None = None) -> bool:
         """Whether a live peer process is training the proposal's genome (``running``: the

@@ -150,11 +150,14 @@ class StudyStore:
             self._id = self.storage.get_study_id_from_name(self.name)
         return self._id
 
-    def finished_by_key(self) -> dict[str, FrozenTrial]:
+    def finished_by_key(self, trials: Sequence[FrozenTrial] | None = None) -> dict[str, FrozenTrial]:
         """Genome key -> its trial, for every genome that needs no new training:
-        COMPLETE and PRUNED trials, and trials that FAILED for a reason of their own."""
+        COMPLETE and PRUNED trials, and trials that FAILED for a reason of their own
+        (among ``trials`` when the caller read the study already)."""
         finished: dict[str, FrozenTrial] = {}
-        for trial in self.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+        if trials is None:
+            trials = self.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+        for trial in trials:
             if claims.holds_result(trial):
                 key = trial.user_attrs[attrs.KEY]
                 if key not in finished or finished[key].state == TrialState.FAIL:
