@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
+from pathlib import Path
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -79,13 +81,11 @@ class RayExecutor(Executor):
                                                 max_retries=self.max_retries, retry_exceptions=False)
 
     def _start(self, ray) -> None:
-        options = dict(logging_level=logging.WARNING, log_to_driver=False)
         try:
             if self.address is None:  # a local instance holding exactly the workers asked for
-                ray.init(num_cpus=math.ceil(self.workers * self.cpus_per_trial), include_dashboard=False,
-                         **options)
+                start_local(ray, math.ceil(self.workers * self.cpus_per_trial))
             else:
-                ray.init(address=self.address, **options)
+                ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
         except Exception as error:  # ConnectionError, RuntimeError, ValueError: ray words them
             where = f"at {self.address!r}" if self.address else "locally"
             reason = " ".join(str(error).split())[:300] or type(error).__name__
@@ -129,6 +129,16 @@ class RayExecutor(Executor):
         where = "a local Ray instance" if self.address is None else f"the Ray cluster at {self.address}"
         room = f"; the cluster holds {self.fits} at once" if self.fits is not None and self.fits < self.workers else ""
         return f"{self.workers} candidates at once on {where} ({each} each{room})"
+
+
+def start_local(ray, num_cpus: int) -> None:
+    """A local Ray instance whose workers import the same ``automl`` as this process: the
+    folder holding the package goes first on their path (a worker's own working folder and
+    installed packages could hold another copy)."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
 
 
 def check_resources(workers: int | None, cpus_per_trial: float, gpus_per_trial: float) -> None:

@@ -19,7 +19,6 @@ signature style and an entry in :data:`PARTS`.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -99,11 +98,11 @@ def parallel(workers: tuple[int, ...] = (1, 2, 4, 8), sleep: float = 2.0, evalua
              population: int = 8, hv_budget: int = 64, hv_seeds: int = 2,
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Parallel efficiency of --workers N against the ideal, and what N does to the search."""
-    from automl.engine.ray_executor import RayExecutor, require_ray
+    from automl.engine.ray_executor import RayExecutor, require_ray, start_local
 
     ray = require_ray()
     started = time.perf_counter()
-    ray.init(num_cpus=max(workers), include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    start_local(ray, max(workers))
     try:
         startup = time.perf_counter() - started
         _warm_up(ray, max(workers))

@@ -5,7 +5,6 @@ One local Ray instance (4 CPUs) is shared by the module: starting Ray costs seco
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -20,7 +19,7 @@ import automl
 from automl.core import attrs
 from automl.core.evaluation import Evaluation
 from automl.core.pareto import Objective
-from automl.engine.ray_executor import RayExecutor
+from automl.engine.ray_executor import RayExecutor, start_local
 from automl.engine.search import Search
 from automl.store.study import StudyStore
 from search_spaces.base import DictSpace
@@ -34,7 +33,7 @@ OBJECTIVES = [Objective("f1", "min"), Objective("f2", "min")]
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    start_local(ray, 4)  # as a search starts its own: workers import this checkout's automl
     try:
         yield ray
     finally:
