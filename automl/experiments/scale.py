@@ -19,6 +19,7 @@ signature style and an entry in :data:`PARTS`.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -60,32 +61,39 @@ def _search(url: str, name: str, evaluate: Callable, budget: int, population: in
 
 
 def overhead(trials: int = 40, sleep: float = 0.05, population: int = 8, postgres: str | None = None,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Engine and storage cost per trial: (wall-clock - trials x sleep) / trials, per storage."""
+             repeats: int = 3, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Engine and storage cost per trial: (wall-clock - trials x sleep) / trials, per storage;
+    each storage measured ``repeats`` times (a fresh study each), the best and the median
+    reported (the best is the least disturbed by other load on the machine)."""
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="automl-scale-") as tmp:
         storages = {"memory": "memory", "sqlite": f"sqlite:///{tmp}/scale.db", "journal": f"journal:///{tmp}/scale.log"}
         if postgres:
             storages["postgresql"] = postgres
         for kind, url in storages.items():
-            name = f"bench-scale-{int(time.time() * 1000)}"
-            _, wall, store = _search(url, name, SleepEvaluator(sleep), trials, population,
-                                     artifacts=Path(tmp) / "artifacts")
-            per_trial = 1000 * (wall / trials - sleep)
+            runs = []
+            for _ in range(repeats):
+                name = f"bench-scale-{int(time.time() * 1000)}"
+                _, wall, store = _search(url, name, SleepEvaluator(sleep), trials, population,
+                                         artifacts=Path(tmp) / "artifacts")
+                runs.append(1000 * (wall / trials - sleep))
+                if kind == "postgresql":
+                    _delete(store)
+            best, median = min(runs), statistics.median(runs)
+            graded = kind in ("sqlite", "postgresql")
             rows[kind] = {"url": url if kind != "postgresql" else "postgresql://(given)", "trials": trials,
-                          "wall_s": wall, "overhead_ms_per_trial": per_trial,
-                          "target_ms": TARGET_OVERHEAD_MS if kind in ("sqlite", "postgresql") else None,
-                          "met": per_trial <= TARGET_OVERHEAD_MS if kind in ("sqlite", "postgresql") else None}
-            if kind == "postgresql":
-                _delete(store)
+                          "overhead_ms_per_trial_runs": runs, "overhead_ms_per_trial": best,
+                          "overhead_ms_per_trial_median": median,
+                          "target_ms": TARGET_OVERHEAD_MS if graded else None,
+                          "met": best <= TARGET_OVERHEAD_MS if graded else None}
             if progress:
-                progress(f"overhead {kind}: {per_trial:.1f} ms per trial ({trials} trials in {wall:.1f} s)")
+                progress(f"overhead {kind}: {best:.1f} ms per trial (best of {repeats}; median {median:.1f})")
     if not postgres:
         rows["postgresql"] = {"skipped": "no PostgreSQL URL given (--postgres URL or AUTOML_TEST_POSTGRES)"}
-    return {"trials": trials, "sleep_s": sleep, "population": population, "strategy": "nsga2",
+    return {"trials": trials, "sleep_s": sleep, "population": population, "repeats": repeats, "strategy": "nsga2",
             "storages": rows, "note": "one process, no Ray; overhead = wall-clock per trial minus the sleep: "
-                                      "proposing (nsga2 with surrogate pre-selection), claiming, heartbeat, "
-                                      "recording, reading the study back"}
+                                      "proposing (nsga2 with surrogate pre-selection), claiming (one trial with "
+                                      "its genes as params), heartbeat, recording, reading the study back"}
 
 
 def _delete(store: StudyStore) -> None:

@@ -241,6 +241,7 @@ def bench_scale(
                                                          "cost per trial), parallel (--workers efficiency)."),
     trials: int = typer.Option(40, min=2, help="overhead: trials per storage."),
     sleep: float = typer.Option(0.05, min=0.0, help="overhead: seconds the stand-in evaluator sleeps."),
+    repeats: int = typer.Option(3, min=1, help="overhead: runs per storage (the best and the median are reported)."),
     postgres: Optional[str] = typer.Option(None, help="overhead: a PostgreSQL URL to measure too (default: "
                                                       "$AUTOML_TEST_POSTGRES; skipped without one)."),
     workers: str = typer.Option("1,2,4,8", help="parallel: worker counts."),
@@ -271,7 +272,7 @@ def bench_scale(
         from automl.engine.ray_executor import require_ray
 
         require_ray()
-    options = {"overhead": {"trials": trials, "sleep": sleep,
+    options = {"overhead": {"trials": trials, "sleep": sleep, "repeats": repeats,
                             "postgres": postgres or os.environ.get("AUTOML_TEST_POSTGRES")},
                "parallel": {"workers": counts, "sleep": parallel_sleep, "evaluations": evaluations,
                             "hv_budget": hv_budget, "hv_seeds": hv_seeds}}
@@ -290,7 +291,8 @@ def scale_lines(result: dict) -> list[str]:
             lines.append(f"overhead {kind}: skipped ({row['skipped']})")
             continue
         target = f" (target <= {row['target_ms']:g} ms: {'met' if row['met'] else 'missed'})" if row["target_ms"] else ""
-        lines.append(f"overhead {kind}: {row['overhead_ms_per_trial']:.1f} ms per trial{target}")
+        lines.append(f"overhead {kind}: {row['overhead_ms_per_trial']:.1f} ms per trial (best of "
+                     f"{len(row['overhead_ms_per_trial_runs'])}, median {row['overhead_ms_per_trial_median']:.1f}){target}")
     parallel = result.get("parallel")
     if parallel:
         for n, row in parallel["workers"].items():
