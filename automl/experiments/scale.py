@@ -52,12 +52,40 @@ class SleepEvaluator:
 
 def _search(url: str, name: str, evaluate: Callable, budget: int, population: int, seed: int = 0,
             strategy: str = "nsga2", executor=None, artifacts: Path | None = None):
+    """One search on a fresh study: (result, wall-clock seconds, store, SQL statements it sent
+    to an RDB storage - None for the others)."""
     store = StudyStore.create(name, url, [Objective(*o) for o in OBJECTIVES], {"benchmark": "scale"},
                               artifacts=artifacts)
+    statements = _StatementCounter(store.storage)
     started = time.perf_counter()
     result = Search(DictSpace(GENES), evaluate, store, budget=budget, population=population, seed=seed,
                     strategy=strategy, executor=executor).run()
-    return result, time.perf_counter() - started, store
+    wall = time.perf_counter() - started
+    return result, wall, store, statements.stop()
+
+
+class _StatementCounter:
+    """Counts the SQL statements sent through an RDB storage's engine (a machine-independent
+    measure of what a trial costs the database)."""
+
+    def __init__(self, storage) -> None:
+        self.engine = getattr(storage, "engine", None)
+        self.count = 0
+        if self.engine is not None:
+            import sqlalchemy
+
+            sqlalchemy.event.listen(self.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_args) -> None:
+        self.count += 1
+
+    def stop(self) -> int | None:
+        if self.engine is None:
+            return None
+        import sqlalchemy
+
+        sqlalchemy.event.remove(self.engine, "before_cursor_execute", self._seen)
+        return self.count
 
 
 def overhead(trials: int = 40, sleep: float = 0.05, population: int = 8, postgres: str | None = None,
@@ -74,8 +102,8 @@ def overhead(trials: int = 40, sleep: float = 0.05, population: int = 8, postgre
             runs = []
             for _ in range(repeats):
                 name = f"bench-scale-{int(time.time() * 1000)}"
-                _, wall, store = _search(url, name, SleepEvaluator(sleep), trials, population,
-                                         artifacts=Path(tmp) / "artifacts")
+                _, wall, store, statements = _search(url, name, SleepEvaluator(sleep), trials, population,
+                                                     artifacts=Path(tmp) / "artifacts")
                 runs.append(1000 * (wall / trials - sleep))
                 if kind == "postgresql":
                     _delete(store)
@@ -84,6 +112,7 @@ def overhead(trials: int = 40, sleep: float = 0.05, population: int = 8, postgre
             rows[kind] = {"url": url if kind != "postgresql" else "postgresql://(given)", "trials": trials,
                           "overhead_ms_per_trial_runs": runs, "overhead_ms_per_trial": best,
                           "overhead_ms_per_trial_median": median,
+                          "sql_statements_per_trial": statements / trials if statements is not None else None,
                           "target_ms": TARGET_OVERHEAD_MS if graded else None,
                           "met": best <= TARGET_OVERHEAD_MS if graded else None}
             if progress:
@@ -114,13 +143,17 @@ def parallel(workers: tuple[int, ...] = (1, 2, 4, 8), sleep: float = 2.0, evalua
     try:
         startup = time.perf_counter() - started
         _warm_up(ray, max(workers))
+        warm_up = time.perf_counter() - started - startup
         rows = {}
         with tempfile.TemporaryDirectory(prefix="automl-scale-") as tmp:
             for n in workers:
-                _, wall, _ = _search(f"sqlite:///{tmp}/parallel-{n}.db", f"parallel-{n}", SleepEvaluator(sleep),
+                _, wall, _, _ = _search(f"sqlite:///{tmp}/parallel-{n}.db", f"parallel-{n}", SleepEvaluator(sleep),
                                      evaluations, population, executor=RayExecutor(n))
                 ideal = evaluations * sleep / n
-                rows[str(n)] = {"wall_s": wall, "ideal_s": ideal, "efficiency": ideal / wall}
+                generations = -(-evaluations // population) * -(-min(population, evaluations) // n)
+                rows[str(n)] = {"wall_s": wall, "ideal_s": ideal, "efficiency": ideal / wall,
+                                "rounds": generations,
+                                "overhead_s_per_round": (wall - ideal) / generations}
                 if progress:
                     progress(f"parallel {n} worker(s): {wall:.1f} s for {evaluations} evaluations "
                              f"(ideal {ideal:.1f} s): efficiency {ideal / wall:.2f}")
@@ -129,7 +162,7 @@ def parallel(workers: tuple[int, ...] = (1, 2, 4, 8), sleep: float = 2.0, evalua
         ray.shutdown()
     top = rows[str(max(workers))]["efficiency"]
     return {"sleep_s": sleep, "evaluations": evaluations, "population": population, "storage": "sqlite",
-            "ray_start_s": startup, "workers": rows, "target_efficiency": TARGET_EFFICIENCY,
+            "ray_start_s": startup, "worker_warm_up_s": warm_up, "workers": rows, "target_efficiency": TARGET_EFFICIENCY,
             "met": top >= TARGET_EFFICIENCY, "search_quality": quality,
             "note": "nsga2, generational: each generation of `population` candidates is trained in parallel and "
                     "the next one is asked when all are back; one local Ray instance (started once, workers "
@@ -137,12 +170,15 @@ def parallel(workers: tuple[int, ...] = (1, 2, 4, 8), sleep: float = 2.0, evalua
 
 
 def _warm_up(ray, count: int) -> None:
-    """Start ``count`` worker processes that have imported the engine, outside the timings."""
+    """Start ``count`` worker processes that have imported the engine and the stand-in
+    evaluator's module (optuna, numpy: seconds per process on a busy machine), outside the
+    timings: a worker pays that once, not per candidate."""
 
     def ready() -> bool:
         import automl.engine.ray_executor  # noqa: F401
+        import automl.experiments.scale  # noqa: F401
 
-        time.sleep(0.5)
+        time.sleep(1.0)  # held, so each of the count tasks gets a process of its own
         return True
 
     task = ray.remote(ready).options(num_cpus=1)
@@ -159,7 +195,7 @@ def _search_quality(executor_type, budget: int, seeds: int, population: int,
         for seed in range(seeds):
             run = {}
             for n in (1, 4):
-                result, _, _ = _search("memory", f"quality-{strategy}-{seed}-{n}", SleepEvaluator(0.0), budget,
+                result, _, _, _ = _search("memory", f"quality-{strategy}-{seed}-{n}", SleepEvaluator(0.0), budget,
                                        population, seed=seed, strategy=strategy, executor=executor_type(n))
                 points = as_minimisation([[c.values[o.name] for o in objectives] for c in result.candidates
                                           if c.values is not None], objectives)

@@ -291,13 +291,16 @@ def scale_lines(result: dict) -> list[str]:
             lines.append(f"overhead {kind}: skipped ({row['skipped']})")
             continue
         target = f" (target <= {row['target_ms']:g} ms: {'met' if row['met'] else 'missed'})" if row["target_ms"] else ""
+        sql = f", {row['sql_statements_per_trial']:.0f} SQL statements" if row.get("sql_statements_per_trial") else ""
         lines.append(f"overhead {kind}: {row['overhead_ms_per_trial']:.1f} ms per trial (best of "
-                     f"{len(row['overhead_ms_per_trial_runs'])}, median {row['overhead_ms_per_trial_median']:.1f}){target}")
+                     f"{len(row['overhead_ms_per_trial_runs'])}, median {row['overhead_ms_per_trial_median']:.1f}"
+                     f"{sql}){target}")
     parallel = result.get("parallel")
     if parallel:
         for n, row in parallel["workers"].items():
             lines.append(f"{n} worker(s): {row['wall_s']:.1f} s for {parallel['evaluations']} evaluations of "
-                         f"{parallel['sleep_s']:g} s, ideal {row['ideal_s']:.1f} s: efficiency {row['efficiency']:.2f}")
+                         f"{parallel['sleep_s']:g} s, ideal {row['ideal_s']:.1f} s: efficiency {row['efficiency']:.2f} "
+                         f"({row['overhead_s_per_round']:.2f} s of the search's own per round of {n})")
         lines.append(f"efficiency at the most workers {'meets' if parallel['met'] else 'misses'} the target "
                      f">= {parallel['target_efficiency']}")
         for strategy, runs in parallel["search_quality"]["strategies"].items():
