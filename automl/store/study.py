@@ -59,6 +59,7 @@ class StudyStore:
         self.storage = storage  # the backend opened for the study (heartbeats are recorded there)
         self.shared = url != "memory"  # other processes may write to the study
         self.heartbeat_interval, self.grace_period = heartbeat
+        self.just_beaten: int | None = None  # the trial :meth:`start` beat for last
         self._id: int | None = None
         self._objectives: list[Objective] | None = None
         self.artifacts_dir = artifacts
@@ -226,6 +227,7 @@ class StudyStore:
             self.study.sampler = previous
         if self.shared:
             Heartbeat(self, trial).beat()  # alive from the start
+            self.just_beaten = trial.number  # the heartbeat that follows need not beat again at once
         return trial
 
     def ask(self, choices: Mapping[str, list[Any]], space: str) -> tuple[Trial, Genome]:
