@@ -147,6 +147,7 @@ def parallel(workers: tuple[int, ...] = (1, 2, 4, 8), sleep: float = 2.0, evalua
         rows = {}
         with tempfile.TemporaryDirectory(prefix="automl-scale-") as tmp:
             for n in workers:
+                _warm_up(ray, n)  # again: Ray may have let idle worker processes go meanwhile
                 _, wall, _, _ = _search(f"sqlite:///{tmp}/parallel-{n}.db", f"parallel-{n}", SleepEvaluator(sleep),
                                      evaluations, population, executor=RayExecutor(n))
                 ideal = evaluations * sleep / n
@@ -165,8 +166,11 @@ def parallel(workers: tuple[int, ...] = (1, 2, 4, 8), sleep: float = 2.0, evalua
             "ray_start_s": startup, "worker_warm_up_s": warm_up, "workers": rows, "target_efficiency": TARGET_EFFICIENCY,
             "met": top >= TARGET_EFFICIENCY, "search_quality": quality,
             "note": "nsga2, generational: each generation of `population` candidates is trained in parallel and "
-                    "the next one is asked when all are back; one local Ray instance (started once, workers "
-                    "warmed up, not timed) shared by all rows"}
+                    "the next one is asked when all are back; one local Ray instance (started once) shared by all "
+                    "rows, its workers warmed up before each row (engine and evaluator imported; not timed). A "
+                    "round is one wave of at most `workers` candidates (a generation, or part of one with fewer "
+                    "workers); overhead_s_per_round = (wall - ideal) / rounds: the search's own serial time per "
+                    "wave (asking, claiming, recording)"}
 
 
 def _warm_up(ray, count: int) -> None:
