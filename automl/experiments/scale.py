@@ -148,13 +148,16 @@ def parallel(workers: tuple[int, ...] = (1, 2, 4, 8), sleep: float = 2.0, evalua
         with tempfile.TemporaryDirectory(prefix="automl-scale-") as tmp:
             for n in workers:
                 _warm_up(ray, n)  # again: Ray may have let idle worker processes go meanwhile
+                cpu = time.process_time()
                 _, wall, _, _ = _search(f"sqlite:///{tmp}/parallel-{n}.db", f"parallel-{n}", SleepEvaluator(sleep),
                                      evaluations, population, executor=RayExecutor(n))
                 ideal = evaluations * sleep / n
                 generations = -(-evaluations // population) * -(-min(population, evaluations) // n)
+                cpu = time.process_time() - cpu
                 rows[str(n)] = {"wall_s": wall, "ideal_s": ideal, "efficiency": ideal / wall,
                                 "rounds": generations,
-                                "overhead_s_per_round": (wall - ideal) / generations}
+                                "overhead_s_per_round": (wall - ideal) / generations,
+                                "search_cpu_s_per_round": cpu / generations}
                 if progress:
                     progress(f"parallel {n} worker(s): {wall:.1f} s for {evaluations} evaluations "
                              f"(ideal {ideal:.1f} s): efficiency {ideal / wall:.2f}")
@@ -170,7 +173,9 @@ def parallel(workers: tuple[int, ...] = (1, 2, 4, 8), sleep: float = 2.0, evalua
                     "rows, its workers warmed up before each row (engine and evaluator imported; not timed). A "
                     "round is one wave of at most `workers` candidates (a generation, or part of one with fewer "
                     "workers); overhead_s_per_round = (wall - ideal) / rounds: the search's own serial time per "
-                    "wave (asking, claiming, recording)"}
+                    "wave (asking, claiming, recording); search_cpu_s_per_round: CPU seconds the search's process "
+                    "(with its heartbeat and Ray client threads) used per wave - what that overhead would be on "
+                    "an idle machine, where it does not wait for a core"}
 
 
 def _warm_up(ray, count: int) -> None:

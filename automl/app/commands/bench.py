@@ -300,7 +300,8 @@ def scale_lines(result: dict) -> list[str]:
         for n, row in parallel["workers"].items():
             lines.append(f"{n} worker(s): {row['wall_s']:.1f} s for {parallel['evaluations']} evaluations of "
                          f"{parallel['sleep_s']:g} s, ideal {row['ideal_s']:.1f} s: efficiency {row['efficiency']:.2f} "
-                         f"({row['overhead_s_per_round']:.2f} s of the search's own per round of {n})")
+                         f"({row['overhead_s_per_round']:.2f} s of the search's own per round of {n}, "
+                         f"{row['search_cpu_s_per_round']:.2f} s of its CPU)")
         lines.append(f"efficiency at the most workers {'meets' if parallel['met'] else 'misses'} the target "
                      f">= {parallel['target_efficiency']}")
         for strategy, runs in parallel["search_quality"]["strategies"].items():
