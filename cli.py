@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from automl import __version__
-from automl.app.commands import (ablate, bench, catalog, costmodel, grow, models, retrain, search, studies,
+from automl.app.commands import (ablate, bench, catalog, costmodel, grow, models, retrain, scale, search, studies,
                                  studies_list)
 from automl.core.errors import AutomlError
 
@@ -51,7 +51,7 @@ bench_app.command("search")(bench.bench_search)
 bench_app.command("accelerators")(bench.bench_accelerators)
 bench_app.command("grow")(grow.bench_grow)
 bench_app.command("costmodel")(costmodel.bench_costmodel)
-bench_app.command("ddp")(bench.bench_ddp)  # temporary: becomes a part of `bench scale`
+bench_app.command("scale")(scale.bench_scale)
 
 
 def _version(value: bool) -> None:

@@ -53,6 +53,10 @@ class SearchSettings:
     max_params: float | None = None
     accelerate: str = ""
     device: str = "auto"
+    workers: int | None = None  # candidates trained at once on a local Ray instance
+    ray: str | None = None  # address of a Ray cluster ("auto": the one this machine belongs to)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None  # None: 1 when --device resolves to a GPU, else 0
     quiet: bool = False
     json: bool = False
 
@@ -110,9 +114,25 @@ class SearchSettings:
             raise AutomlError(f"--lr must be positive, got {self.lr}")
         if not self.epochs > 0:
             raise AutomlError(f"--epochs must be positive, got {self.epochs}")
+        self._check_workers()
         if self.warm_epochs is not None and not 0 < self.warm_epochs <= self.epochs:
             raise AutomlError(f"--warm-epochs must be in (0, --epochs={self.epochs}], got {self.warm_epochs}")
         return self
+
+    def _check_workers(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise AutomlError(f"--workers must be at least 1, got {self.workers}")
+        if self.ray is not None and not self.ray.strip():
+            raise AutomlError("--ray needs an address: auto, or ray://HOST:PORT, or HOST:PORT")
+        if not (math.isfinite(self.cpus_per_trial) and self.cpus_per_trial > 0):
+            raise AutomlError(f"--cpus-per-trial must be a positive number, got {self.cpus_per_trial}")
+        if self.gpus_per_trial is not None and not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            raise AutomlError(f"--gpus-per-trial must be 0 or more, got {self.gpus_per_trial}")
+
+    @property
+    def parallel(self) -> bool:
+        """Whether candidates train in Ray workers (--workers or --ray) rather than here."""
+        return self.workers is not None or self.ray is not None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -100,7 +100,8 @@ def predict_search(settings) -> dict[str, Any]:
             "scratch_epochs": settings.epochs, "child_epochs": child_epochs, "device": str(device),
             "mean_scratch_training_s": statistics.fmean(scratch), "mean_child_training_s": statistics.fmean(child),
             "mean_fixed_s": statistics.fmean(fixed), "steps_fraction": fraction,
-            "accelerators_not_modelled": unmodelled, "calibration": calibration.machine}
+            "accelerators_not_modelled": unmodelled, "calibration": calibration.machine,
+            "parallel_not_modelled": bool(getattr(settings, "parallel", False))}
 
 
 def describe(prediction: dict[str, Any]) -> str:
@@ -111,6 +112,8 @@ def describe(prediction: dict[str, Any]) -> str:
             f"{prediction['mean_scratch_training_s']:.1f} s training each; the others "
             f"{prediction['mean_child_training_s']:.1f} s at {prediction['child_epochs']:g} epoch(s); "
             f"{prediction['mean_fixed_s']:.1f} s per evaluation outside training)")
+    if prediction.get("parallel_not_modelled"):
+        text += "; --workers/--ray not modelled: predicted for one candidate at a time on this machine"
     if prediction["accelerators_not_modelled"]:
         text += f"; not modelled, predicted as plain training: {', '.join(prediction['accelerators_not_modelled'])}"
     return text

@@ -45,6 +45,7 @@ class PlainProgress(SilentProgress):
         self._started = time.perf_counter()
         self._budget = 0
         self._done = 0
+        self._running = 0  # candidates started and not yet finished (several with --workers)
         self._decile = 0
 
     def _line(self, text: str) -> None:
@@ -63,7 +64,8 @@ class PlainProgress(SilentProgress):
 
     def candidate_started(self, label: str) -> None:
         self._decile = 0
-        self._line(f"candidate {self._done + 1}/{self._budget}: training {label}")
+        self._running += 1
+        self._line(f"candidate {self._done + self._running}/{self._budget}: training {label}")
 
     def epoch_finished(self, epoch: int, epochs: int, loss: float) -> None:
         decile = (10 * epoch) // max(epochs, 1)  # the tenths of the way done: 1 to 10
@@ -76,7 +78,9 @@ class PlainProgress(SilentProgress):
         if info.get("reused"):
             self._line(f"candidate {self._done}/{self._budget}: {label} already in the study (reused)")
             return
-        self._line(f"candidate {self._done}/{self._budget}: {candidate_line(label, values, info)}")
+        self._running = max(0, self._running - 1)
+        where = f"  on {info['host']}" if info.get("host") else ""
+        self._line(f"candidate {self._done}/{self._budget}: {candidate_line(label, values, info)}{where}")
 
     def search_finished(self) -> None:
         self._line(f"search finished: {self._done} evaluations")

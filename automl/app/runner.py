@@ -44,6 +44,10 @@ def validate_names(settings: SearchSettings) -> None:
     if not (settings.dataset in dataset_names() or settings.dataset.startswith("imagefolder:")):
         raise UnknownNameError(f"unknown dataset {settings.dataset!r} (known: {', '.join(dataset_names())})")
     pick_device(settings.device)  # a misspelt or absent GPU, before data is loaded
+    if settings.parallel:
+        from automl.engine.ray_executor import require_ray
+
+        require_ray()  # a missing Ray is one line, before anything is loaded or stored
     if settings.study is not None:
         check_study_name(settings.study)
 
@@ -98,9 +102,11 @@ def run_search(settings: SearchSettings, explicit: set[str] | None = None,
         settings = resumed_settings(settings, store.settings, explicit)
         validate_names(settings)
     space = search_spaces.get(settings.space)
-    data = load_dataset(settings.dataset, settings.data_root, settings.download)
     device = pick_device(settings.device)
-    data.to(device, channels_last=True)
+    executor = make_executor(settings, device)
+    data = load_dataset(settings.dataset, settings.data_root, settings.download)
+    if executor is None:  # with workers the data travels to them from the CPU, and they move it
+        data.to(device, channels_last=True)
     config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr)
     evaluator = CNNEvaluator(space, data, config, seed=settings.seed, accelerate=settings.accelerate,
                              device=device, progress=progress, warm_epochs=settings.child_epochs())
@@ -118,11 +124,32 @@ def run_search(settings: SearchSettings, explicit: set[str] | None = None,
     if progress is not None:
         warm = (f", warm-started children {settings.child_epochs()} epoch(s)" if settings.warm_start
                 else ", no warm starts")
+        where = "Ray workers" if executor is not None else device
         progress.message(f"study {store.name!r}: {settings.strategy} over {settings.space} on {data.name}, "
-                         f"{settings.total_budget()} evaluations of {settings.epochs} epoch(s){warm} on {device}")
+                         f"{settings.total_budget()} evaluations of {settings.epochs} epoch(s){warm} on {where}")
     search = Search(space, evaluator, store, budget=settings.total_budget(), strategy=settings.strategy,
                     population=settings.population, seed=settings.seed,
                     violation=evaluator.violation(settings.max_flops, settings.max_params),
                     known=lambda genome: {"flops": evaluator.cost(genome)[0]}, preselect=settings.preselect,
-                    recipe=settings.recipe, warm_start=settings.warm_start, progress=progress)
+                    recipe=settings.recipe, warm_start=settings.warm_start, progress=progress, executor=executor)
     return search.run()
+
+
+def make_executor(settings: SearchSettings, device):
+    """The Ray executor --workers/--ray ask for (None: train here, one candidate at a time).
+    A trial asks for a GPU when --gpus-per-trial says so, or by default when --device
+    resolves to a GPU here; Ray then gives each task its own."""
+    if not settings.parallel:
+        return None
+    from automl.engine.ray_executor import RayExecutor
+
+    gpus = settings.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if device.type == "cuda" else 0.0
+    if gpus > 0 and settings.ray is None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise AutomlError(f"--gpus-per-trial {gpus:g}: this machine has no CUDA GPU for its local Ray "
+                              "instance (use --gpus-per-trial 0, or --ray for a cluster with GPUs)")
+    return RayExecutor(settings.workers, settings.ray, settings.cpus_per_trial, gpus)

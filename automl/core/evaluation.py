@@ -28,7 +28,10 @@ class Evaluation:
 class EvaluationContext:
     """What the engine knows about a candidate beyond its genome: its generation, its
     NSGA-II parents, the trained trial to warm-start from (Net2Net) and how to read that
-    trial's weights, the study's folder for one-off artifacts, and the running trial."""
+    trial's weights, the study's folder for one-off artifacts, and the running trial.
+    A context sent to a worker process carries no open study: ``weights_of`` then reads the
+    artifact folder directly and ``storage``/``study_name``/``trial_number`` say where the
+    running trial is."""
 
     generation: int
     parents: list[int]
@@ -37,6 +40,11 @@ class EvaluationContext:
     cache_dir: Path | None = None
     trial: Any = None  # the candidate's running Optuna trial (early stopping records rungs on it)
     study: Any = None  # the optuna Study every worker shares (early stopping reads peers' rungs)
+    # where the study lives, for a worker in another process (a Ray task): ``trial`` and
+    # ``study`` do not travel, so the worker reopens them from these when it needs them
+    storage: str | None = None
+    study_name: str | None = None
+    trial_number: int | None = None
 
     def load_weights(self) -> dict[str, Any]:
         if self.warm_parent is None or self.weights_of is None:

@@ -9,8 +9,9 @@ waits for those that live peers are training, and retrains those whose process i
 processes that reach the next generation together propose the same batch. Optuna's samplers
 keep their own state in the study and are asked one genome at a time.
 
-:meth:`Search.evaluate_batch` is the one step that trains; an executor that trains a batch in
-parallel replaces it.
+:meth:`Search.evaluate_batch` is the one step that trains. With an executor
+(:mod:`automl.engine.executor`, e.g. Ray workers) it trains the batch's candidates in parallel
+(:mod:`automl.engine.parallel`); claims, heartbeats and results stay in this process.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
@@ -31,12 +33,14 @@ from automl.core.evaluation import Evaluation, EvaluationContext
 from automl.core.genome import Genome
 from automl.core.progress import SilentProgress
 from automl.engine.candidates import Candidate, Proposal, SearchResult, candidate_seed, default_population
+from automl.engine.executor import Executor, as_evaluation
 from automl.engine.nsga2.recipe import get_recipe
 from automl.engine.nsga2.repair import repair_row
 from automl.engine.nsga2.strategy import DEFAULT_PRESELECT
 from automl.engine.recording import candidate_from_trial, genome_of, warm_parent
 from automl.engine.strategy import STRATEGIES, make_strategy
 from automl.store import claims
+from automl.store.storage import absolute_url
 from automl.store.study import StudyStore
 from search_spaces.base import SearchSpace
 
@@ -61,7 +65,8 @@ class Search:
                  known: Callable[[Genome], Mapping[str, float]] | None = None,
                  preselect: int = DEFAULT_PRESELECT, recipe: str = "nsga2", warm_start: bool = True,
                  time_budget: float | None = None, progress: SilentProgress | None = None,
-                 label: Callable[[Genome], str] | None = None, poll_seconds: float = 1.0) -> None:
+                 label: Callable[[Genome], str] | None = None, poll_seconds: float = 1.0,
+                 executor: Executor | None = None) -> None:
         if budget < 1:
             raise AutomlError(f"budget must be at least 1 evaluation, got {budget}")
         if preselect < 1:
@@ -76,6 +81,7 @@ class Search:
         self.objectives = store.objectives
         self.budget, self.seed, self.warm_start = budget, seed, warm_start
         self.time_budget, self.poll_seconds = time_budget, poll_seconds
+        self.executor = executor
         self.progress = progress or SilentProgress()
         self.label = label or space.format
         self.choices = space.genes()
@@ -100,6 +106,9 @@ class Search:
         self._note_stale(self.store.fail_stale())
         self._finished = self.store.finished_by_key()
         self.strategy.attach(self.store)
+        if self.executor is not None:
+            self.executor.open(self.evaluate)
+            self.progress.message(f"training {self.executor.describe()}")
         self.progress.search_started(self.budget, 0)
         self._started = time.perf_counter()
         try:
@@ -111,15 +120,21 @@ class Search:
             pass
         finally:
             self.progress.search_finished()
+            if self.executor is not None:
+                self.executor.close()
         return self.result()
 
     def result(self) -> SearchResult:
         return SearchResult.of(self.candidates, self.objectives, self.store)
 
     def evaluate_batch(self, batch: Sequence[Proposal]) -> list[Candidate]:
-        """Every proposal's result, in order: stored ones read back, the rest trained here,
-        except those a live peer is training - waited for, and retrained here if its
-        process is gone."""
+        """Every proposal's result, in order: stored ones read back, the rest trained here
+        (by the executor's workers when there is one), except those a live peer is training -
+        waited for, and retrained here if its process is gone."""
+        if self.executor is not None:
+            from automl.engine.parallel import evaluate_in_parallel
+
+            return evaluate_in_parallel(self, batch)
         results: dict[int, Candidate] = {}
         announced = False
         while len(results) < len(batch):
@@ -134,10 +149,14 @@ class Search:
                     self.progress.message(f"waiting for {len(batch) - len(results)} candidate(s) "
                                           "other processes are evaluating")
                     announced = True
-                self._check_time()
-                time.sleep(self.poll_seconds)
-                self._note_stale(self.store.fail_stale())
+                self.idle()
         return [results[i] for i in range(len(batch))]
+
+    def idle(self) -> None:
+        """Nothing to do but wait for peers: check the clock, sleep, fail their dead trials."""
+        self._check_time()
+        time.sleep(self.poll_seconds)
+        self._note_stale(self.store.fail_stale())
 
     # -- loops ------------------------------------------------------------------------------
 
@@ -169,17 +188,31 @@ class Search:
 
     def _run_sequential(self) -> None:
         self.strategy.adopt(self._stored_candidates()[:self.budget])
-        wasted = 0
+        wasted, shown = 0, None
         while len(self.candidates) < self.budget and wasted < MAX_WASTED_PROPOSALS * self.budget:
             self._check_time()  # proposals answered without training take time too
-            batch = self.strategy.ask(1)
+            batch = self._ask_sequential()
             if not batch:
                 wasted += 1
                 continue
-            if len(self.candidates) % self.population == 0:
+            starts = (len(self.candidates) % self.population == 0 if self.executor is None
+                      else batch[0].generation != shown)
+            if starts:
+                shown = batch[0].generation
                 self.progress.generation_started(batch[0].generation,
                                                  min(self.population, self.budget - len(self.candidates)))
             self.strategy.tell(batch, self.evaluate_batch(batch))
+
+    def _ask_sequential(self) -> list[Proposal]:
+        """One genome from an Optuna sampler; with an executor, one per worker (asked together,
+        told together: the sampler sees none of them finished when it proposes the next).
+        A proposal answered without training (known or infeasible) leaves the batch shorter."""
+        if self.executor is None:
+            return self.strategy.ask(1)
+        batch: list[Proposal] = []
+        for _ in range(min(self.executor.workers, self.budget - len(self.candidates))):
+            batch += self.strategy.ask(1)
+        return batch
 
     def _save(self, asked: int, batch: Sequence[Proposal]) -> None:
         self.store.save_engine_state({
@@ -206,16 +239,34 @@ class Search:
 
     def _evaluate_one(self, proposal: Proposal) -> Candidate | None:
         """The proposal's result, or None while another process holds it."""
-        key = proposal.genome.key()
-        if self.store.shared:
-            self._finished = self.store.finished_by_key()  # peers record results too
-        stored = self._finished.get(key)
+        running = self.refresh_finished()  # peers record results too
+        stored = self.stored_result(proposal)
         if stored is not None:
-            return self._reuse(proposal, stored)
-        if self.store.shared and proposal.trial is None and claims.running_elsewhere(
-                self.store.trials((TrialState.RUNNING,)), key, self.worker):
+            return stored
+        if self.held_elsewhere(proposal, running):
             return None
         return self._claim_and_train(proposal)
+
+    def stored_result(self, proposal: Proposal) -> Candidate | None:
+        """The proposal's result when the study holds one already (as last read)."""
+        stored = self._finished.get(proposal.genome.key())
+        return self._reuse(proposal, stored) if stored is not None else None
+
+    def refresh_finished(self) -> list[FrozenTrial]:
+        """Read a shared study once: what it holds finished, and its RUNNING trials (returned)."""
+        if not self.store.shared:
+            return []
+        trials = self.store.trials()
+        self._finished = self.store.finished_by_key(trials)
+        return [t for t in trials if t.state == TrialState.RUNNING]
+
+    def held_elsewhere(self, proposal: Proposal, running: list[FrozenTrial] | None = None) -> bool:
+        """Whether a live peer process is training the proposal's genome (``running``: the
+        study's RUNNING trials, when the caller read them already)."""
+        if not self.store.shared or proposal.trial is not None:
+            return False
+        running = self.store.trials((TrialState.RUNNING,)) if running is None else running
+        return claims.running_elsewhere(running, proposal.genome.key(), self.worker) is not None
 
     def _reuse(self, proposal: Proposal, stored: FrozenTrial) -> Candidate:
         if proposal.trial is not None:  # an Optuna sampler proposed a stored genome
@@ -230,63 +281,118 @@ class Search:
         return self._add(candidate)
 
     def _claim_and_train(self, proposal: Proposal) -> Candidate | None:
-        self._check_time(proposal.trial)
-        genome, key = proposal.genome, proposal.genome.key()
-        parents = [self._finished[k].number for k in proposal.parents if k in self._finished]
-        extra = {attrs.KEY: key, attrs.WORKER: self.worker, attrs.GENOME: self.label(genome),
-                 attrs.GENERATION: proposal.generation, attrs.PARENTS: parents, attrs.STRATEGY: self.strategy.name}
-        trial = proposal.trial
-        if trial is None:
-            trial = self.store.start(genome, self.choices, extra)
-        else:
-            for name, value in extra.items():
-                trial.set_user_attr(name, value)
-        proposal.trial = None
-        if self.store.shared:
-            winner = claims.winner(self.store, trial.number, key)
+        claimed = self.claim(proposal)
+        if claimed is None:
+            return None
+        trial, parents = claimed
+        with self.store.heartbeat(trial):
+            return self._train(proposal.genome, trial, proposal.generation, parents)
+
+    def claim(self, proposal: Proposal) -> tuple[Any, list[int]] | None:
+        """Open the proposal's RUNNING trial - its claim on the genome - and the parents' trial
+        numbers; None when another process claimed the genome first."""
+        return self.claim_all([proposal])[0]
+
+    def claim_all(self, proposals: Sequence[Proposal]) -> list[tuple[Any, list[int]] | None]:
+        """:meth:`claim` for several proposals: every trial is opened first, then the study is
+        read once to settle them all (one read instead of one per claim)."""
+        if self.time_budget is not None and time.perf_counter() - self._started >= self.time_budget:
+            for proposal in proposals[1:]:
+                if proposal.trial is not None:
+                    self.store.fail(proposal.trial, "not evaluated: the time budget was spent", retry=True)
+            self._check_time(proposals[0].trial)
+        opened = []
+        for proposal in proposals:
+            genome, key = proposal.genome, proposal.genome.key()
+            parents = [self._finished[k].number for k in proposal.parents if k in self._finished]
+            extra = {attrs.KEY: key, attrs.WORKER: self.worker, attrs.GENOME: self.label(genome),
+                     attrs.GENERATION: proposal.generation, attrs.PARENTS: parents,
+                     attrs.STRATEGY: self.strategy.name}
+            trial = proposal.trial
+            if trial is None:
+                trial = self.store.start(genome, self.choices, extra)
+            else:
+                for name, value in extra.items():
+                    trial.set_user_attr(name, value)
+            proposal.trial = None
+            opened.append((trial, parents, key))
+        winners = (claims.winners(self.store, [(t.number, k) for t, _, k in opened]) if self.store.shared
+                   else [None] * len(opened))
+        claimed: list[tuple[Any, list[int]] | None] = []
+        for (trial, parents, _), winner in zip(opened, winners):
             if winner is not None:  # another process claimed the genome first: leave it to it
                 self.store.fail(trial, f"trial {winner} evaluates this genome", {attrs.DUPLICATE_OF: winner})
-                return None
-        with self.store.heartbeat(trial):
-            return self._train(genome, trial, proposal.generation, parents)
+                claimed.append(None)
+            else:
+                claimed.append((trial, parents))
+        return claimed
+
+    def context(self, genome: Genome, trial, generation: int, parents: list[int],
+                portable: bool = False) -> EvaluationContext | None:
+        """What the evaluator learns besides the genome (None when it takes no context).
+        ``portable``: for a worker in another process - no open study, the weights read from
+        the artifact folder, the study's address instead."""
+        if not getattr(self.evaluate, "accepts_context", False):
+            return None
+        warm = warm_parent(self.space, genome, parents, list(self._finished.values())) if self.warm_start else None
+        if portable:
+            return EvaluationContext(generation, parents, warm, self.store.weights_reader(), self.store.cache_dir,
+                                     storage=absolute_url(self.store.url) if self.store.shared else None,
+                                     study_name=self.store.name, trial_number=trial.number)
+        return EvaluationContext(generation, parents, warm, self.store.download_weights, self.store.cache_dir,
+                                 trial=trial, study=self.store.study)
 
     def _train(self, genome: Genome, trial, generation: int, parents: list[int]) -> Candidate:
-        key, label = genome.key(), self.label(genome)
-        context = None
-        if getattr(self.evaluate, "accepts_context", False):
-            warm = warm_parent(self.space, genome, parents, list(self._finished.values())) if self.warm_start else None
-            context = EvaluationContext(generation, parents, warm, self.store.download_weights, self.store.cache_dir,
-                                        trial=trial, study=self.store.study)
-        self.progress.candidate_started(label)
+        context = self.context(genome, trial, generation, parents)
+        self.progress.candidate_started(self.label(genome))
         numpy_state = np.random.get_state()  # training must not move the search's randomness
         started = time.perf_counter()
         try:
-            outcome = self.evaluate(genome) if context is None else self.evaluate(genome, context)
-            evaluation = outcome if isinstance(outcome, Evaluation) else Evaluation(dict(outcome))
-            values = self._checked_values(evaluation.values)
+            evaluation = as_evaluation(self.evaluate(genome) if context is None else self.evaluate(genome, context))
         except CandidateFailed as failure:
-            self._finished[key] = self.store.fail(trial, str(failure), retry=False)
-            candidate = Candidate(genome, None, trial.number, generation, parents, failed=str(failure),
-                                  elapsed=time.perf_counter() - self._started)
-            self.progress.candidate_finished(label, None, {"reason": str(failure), "trial": trial.number})
-            return self._add(candidate)
-        except BaseException as error:  # interrupted, or a bug: keep the study consistent, retry later
-            reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
-            self.store.fail(trial, reason, retry=True)
+            return self.record_failure(genome, trial, generation, parents, str(failure))
+        except BaseException as error:
+            self.abandon(trial, error)
             raise
         finally:
             np.random.set_state(numpy_state)
+        return self.record(genome, trial, generation, parents, evaluation, time.perf_counter() - started)
+
+    def record(self, genome: Genome, trial, generation: int, parents: list[int], evaluation: Evaluation,
+               seconds: float, info: Mapping[str, Any] | None = None) -> Candidate:
+        """Store a trained candidate's values, attributes and weights (COMPLETE or PRUNED)."""
+        try:
+            values = self._checked_values(evaluation.values)
+        except CandidateFailed as failure:
+            return self.record_failure(genome, trial, generation, parents, str(failure))
+        except BaseException as error:
+            self.abandon(trial, error)
+            raise
         extra = dict(evaluation.attrs)
-        extra.setdefault(attrs.SECONDS, time.perf_counter() - started)
+        extra.setdefault(attrs.SECONDS, seconds)
         record = self.store.prune if evaluation.pruned else self.store.complete
-        self._finished[key] = record(trial, values, extra, evaluation.weights)
+        self._finished[genome.key()] = record(trial, values, extra, evaluation.weights)
         candidate = Candidate(genome, values, trial.number, generation, parents, attrs=extra,
                               elapsed=time.perf_counter() - self._started, pruned=evaluation.pruned)
-        info = {"trial": trial.number, "seconds": extra[attrs.SECONDS]}
+        shown = {"trial": trial.number, "seconds": extra[attrs.SECONDS], **(info or {})}
         if evaluation.pruned:
-            info["pruned"] = True
-        self.progress.candidate_finished(label, values, info)
+            shown["pruned"] = True
+        self.progress.candidate_finished(self.label(genome), values, shown)
         return self._add(candidate)
+
+    def record_failure(self, genome: Genome, trial, generation: int, parents: list[int], reason: str) -> Candidate:
+        """A candidate that failed on its own (diverged, out of memory): FAILED for good."""
+        self._finished[genome.key()] = self.store.fail(trial, reason, retry=False)
+        candidate = Candidate(genome, None, trial.number, generation, parents, failed=reason,
+                              elapsed=time.perf_counter() - self._started)
+        self.progress.candidate_finished(self.label(genome), None, {"reason": reason, "trial": trial.number})
+        return self._add(candidate)
+
+    def abandon(self, trial, error: BaseException) -> None:
+        """Interrupted, or a bug: FAIL the trial as retryable, so the study stays consistent
+        and a resumed search trains the genome again."""
+        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
+        self.store.fail(trial, reason, retry=True)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ This is the evaluator ``automl search`` uses; the engine accepts any other calla
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
@@ -56,6 +57,30 @@ class CNNEvaluator:
         self._cost = lru_cache(maxsize=4096)(self._measure_cost)
         self._calibration = None
 
+    def for_worker(self, gpus: float = 0.0) -> CNNEvaluator:
+        """The copy an executor sends to its workers (Ray tasks): silent (a worker has no
+        terminal), on the worker's device - the GPU Ray gave the task when it asked for one,
+        else the CPU - with the data moved there on the first candidate."""
+        worker = copy.copy(self)
+        worker.progress = SilentProgress()
+        worker.device = torch.device("cuda" if gpus > 0 else "cpu")
+        worker._data_ready = False
+        return worker
+
+    def __getstate__(self) -> dict:
+        """Pickled for a worker: no caches, and the data as CPU tensors (the worker moves them)."""
+        state = dict(self.__dict__)
+        state.pop("_cost", None)
+        state["_calibration"] = None
+        if any(split.x is not None and split.x.device.type != "cpu"
+               for split in (self.data.train, self.data.val, self.data.test)):
+            state["data"] = _on_cpu(self.data)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._cost = lru_cache(maxsize=4096)(self._measure_cost)
+
     def build(self, genome: Genome) -> torch.nn.Module:
         return self.space.build(genome, self.data.input_shape, self.data.num_classes)
 
@@ -102,6 +127,9 @@ class CNNEvaluator:
         return model, {WARM_START_FROM: parent_trial.number, TRANSFORMS: moves}
 
     def __call__(self, genome: Genome, context: EvaluationContext | None = None) -> Evaluation:
+        if not getattr(self, "_data_ready", True):  # in a worker: the data to its device, once
+            self.data.to(self.device, channels_last=True)
+            self._data_ready = True
         seed = candidate_seed(self.seed, genome)
         torch.manual_seed(seed)
         model, warm_attrs = self.warm_start(genome, context, seed)
@@ -164,3 +192,11 @@ class CNNEvaluator:
     def cache_dir(context: EvaluationContext | None):
         """The study's folder for one-off artifacts accelerators share across candidates."""
         return context.cache_dir if context is not None else None
+
+
+def _on_cpu(data: Dataset) -> Dataset:
+    """A copy of the data whose splits are CPU tensors (the original stays where it is)."""
+    def moved(split):
+        return replace(split, x=split.x.cpu() if split.x is not None else None, y=split.y.cpu())
+
+    return replace(data, train=moved(data.train), val=moved(data.val), test=moved(data.test))

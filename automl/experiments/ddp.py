@@ -10,7 +10,7 @@ statistics are per process under DDP, so a network with BatchNorm legitimately d
 
 Throughput is measured on the same runs: samples/s of the one process (all cores) and of the
 N processes together (cores / N threads each), with the machine's load average beside them.
-A part of ``automl bench scale`` (issue 17, 5(c)); ``automl bench ddp`` runs it alone.
+A part of ``automl bench scale`` (``--parts ddp``).
 """
 
 from __future__ import annotations

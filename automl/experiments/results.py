@@ -20,7 +20,7 @@ from typing import Any
 
 from automl.core.errors import AutomlError
 
-PACKAGES = ("automl", "torch", "torchvision", "optuna", "pymoo", "numpy")
+PACKAGES = ("automl", "torch", "torchvision", "optuna", "pymoo", "numpy", "ray")
 
 
 def _git(*args: str) -> str | None:

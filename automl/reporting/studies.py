@@ -55,7 +55,8 @@ def resolve_study(study: str | None, storage: str | None) -> str:
 
 
 def list_studies(storage: str | None = None, directory: Path = STUDY_DIR) -> list[dict[str, Any]]:
-    """One row per study, oldest first: name, storage, trials, Pareto front size, start date."""
+    """One row per study, oldest first (by its first trial, so the last row is the default
+    study): name, storage, trials, Pareto front size, start date."""
     if storage is not None:
         places = [(storage, s.study_name) for s in _summaries(storage)]
     else:
@@ -64,12 +65,15 @@ def list_studies(storage: str | None = None, directory: Path = STUDY_DIR) -> lis
             url = default_storage(path.stem, directory)
             places += [(url, s.study_name) for s in _summaries(url)]
     rows = []
-    for url, name in places:
+    for order, (url, name) in enumerate(places):
         store = StudyStore.open(name, url)
         trials = store.trials()
         started = min((t.datetime_start for t in trials if t.datetime_start is not None), default=None)
         rows.append({"study": name, "storage": url, "trials": len(trials),
                      "complete": sum(t.state.name == "COMPLETE" for t in trials), "front": len(store.pareto()),
                      "space": store.settings.get("space"), "dataset": store.settings.get("dataset"),
-                     "started": started.isoformat(sep=" ", timespec="seconds") if started else None})
+                     "started": started.isoformat(sep=" ", timespec="seconds") if started else None,
+                     "_order": (started or datetime.min, order)})
+    # by when each study started, as newest_study decides (file times move when SQLite checkpoints)
+    rows.sort(key=lambda row: row.pop("_order"))
     return rows

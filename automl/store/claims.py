@@ -47,13 +47,24 @@ def running_elsewhere(trials: list[FrozenTrial], key: str, worker: str) -> Froze
 
 def winner(store, number: int, key: str, poll: float = 0.05) -> int | None:
     """The trial that holds ``key`` ahead of trial ``number`` (None: ``number`` wins)."""
+    return winners(store, [(number, key)], poll)[0]
+
+
+def winners(store, claimed: list[tuple[int, str]], poll: float = 0.05) -> list[int | None]:
+    """:func:`winner` for several claims (trial number, key), settled on one read of the study."""
+    if not claimed:
+        return []
+    last = max(number for number, _ in claimed)
     while True:
-        earlier = [t for t in store.trials() if t.number < number]
-        unsettled = [t for t in earlier if t.state == TrialState.RUNNING and attrs.KEY not in t.user_attrs
-                     and seconds_since(t.datetime_start) < SETTLE_SECONDS]
+        trials = store.trials()
+        unsettled = [t for t in trials if t.number < last and t.state == TrialState.RUNNING
+                     and attrs.KEY not in t.user_attrs and seconds_since(t.datetime_start) < SETTLE_SECONDS]
         if not unsettled:
             break
         time.sleep(poll)
-    rivals = [t.number for t in earlier if t.user_attrs.get(attrs.KEY) == key
-              and (is_live_claim(t) or holds_result(t))]
-    return min(rivals) if rivals else None
+    found = []
+    for number, key in claimed:
+        rivals = [t.number for t in trials if t.number < number and t.user_attrs.get(attrs.KEY) == key
+                  and (is_live_claim(t) or holds_result(t))]
+        found.append(min(rivals) if rivals else None)
+    return found

@@ -54,16 +54,17 @@ class Heartbeat:
             self.trial.set_user_attr(attrs.HEARTBEAT, time.time())
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self.store.heartbeat_interval):
             try:
                 self.beat()
             except Exception:  # a busy database: the next beat tries again
                 pass
-            self._stop.wait(self.store.heartbeat_interval)
 
     def __enter__(self) -> Heartbeat:
         if self.store.shared:
-            self.beat()  # the first beat before any work, so peers never see a silent claim
+            if getattr(self.store, "just_beaten", None) != self.trial.number:
+                self.beat()  # the first beat before any work, so peers never see a silent claim
+            self.store.just_beaten = None
             self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self.trial.number}", daemon=True)
             self._thread.start()
         return self

@@ -44,6 +44,21 @@ def storage_file(url: str) -> Path | None:
     return None
 
 
+def absolute_url(url: str) -> str:
+    """The URL with a SQLite or journal file's path made absolute, so another process with
+    another working folder (a Ray worker) opens the same file."""
+    path = storage_file(url)
+    if path is None or path.is_absolute():
+        return url
+    for prefix in ("sqlite:///", "journal:///"):
+        if url.startswith(prefix):
+            rest = url[len(prefix):]
+            if rest.startswith("file:"):
+                return f"{prefix}file:{path.resolve()}{rest[len('file:') + len(str(path)):]}"
+            return f"{prefix}{path.resolve()}{rest[len(str(path)):]}"
+    return url
+
+
 def artifact_location(study: str, url: str, recorded: str | None = None) -> Path | None:
     """The study's artifact folder, as an absolute path; None for an in-memory study.
 

@@ -15,6 +15,7 @@ import json
 import re
 import tempfile
 import warnings
+from datetime import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from automl.store import claims
 from automl.store.heartbeat import GRACE_PERIOD, HEARTBEAT_INTERVAL, STOPPED, Heartbeat, fail_stale
 from automl.store.storage import (STUDY_DIR, artifact_location, default_storage, open_storage,  # noqa: F401
                                   storage_errors)
+from automl.store.weights import WeightsReader
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -57,6 +59,7 @@ class StudyStore:
         self.storage = storage  # the backend opened for the study (heartbeats are recorded there)
         self.shared = url != "memory"  # other processes may write to the study
         self.heartbeat_interval, self.grace_period = heartbeat
+        self.just_beaten: int | None = None  # the trial :meth:`start` beat for last
         self._id: int | None = None
         self._objectives: list[Objective] | None = None
         self.artifacts_dir = artifacts
@@ -148,11 +151,14 @@ class StudyStore:
             self._id = self.storage.get_study_id_from_name(self.name)
         return self._id
 
-    def finished_by_key(self) -> dict[str, FrozenTrial]:
+    def finished_by_key(self, trials: Sequence[FrozenTrial] | None = None) -> dict[str, FrozenTrial]:
         """Genome key -> its trial, for every genome that needs no new training:
-        COMPLETE and PRUNED trials, and trials that FAILED for a reason of their own."""
+        COMPLETE and PRUNED trials, and trials that FAILED for a reason of their own
+        (among ``trials`` when the caller read the study already)."""
         finished: dict[str, FrozenTrial] = {}
-        for trial in self.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+        if trials is None:
+            trials = self.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+        for trial in trials:
             if claims.holds_result(trial):
                 key = trial.user_attrs[attrs.KEY]
                 if key not in finished or finished[key].state == TrialState.FAIL:
@@ -197,18 +203,31 @@ class StudyStore:
     # -- recording ------------------------------------------------------------------------
 
     def start(self, genome: Genome, choices: Mapping[str, list[Any]], extra: Mapping[str, Any]) -> Trial:
-        """A RUNNING trial for a genome the engine chose: ``study.ask`` with a sampler that
-        answers the genome's genes (public API, the dashboard sees real distributions)."""
-        previous = self.study.sampler
-        self.study.sampler = optuna.samplers.PartialFixedSampler(dict(genome.genes), optuna.samplers.RandomSampler())
+        """A RUNNING trial for a genome the engine chose, created whole in one write: its genes
+        as params with real categorical distributions (the dashboard plots them) and its
+        attributes, the key among them - so a claim is complete the moment it exists
+        (public storage API: ``create_new_trial`` with a template trial). One write instead of
+        one per gene and attribute is most of what a trial costs the engine (``bench scale``)."""
+        distributions = {g: CategoricalDistribution(choices[g]) for g in genome}
+        if self.storage is None:  # a store made without its backend: Optuna's ask, one write per field
+            trial = self.study.ask(distributions)
+            for name, value in extra.items():
+                trial.set_user_attr(name, _jsonable(value))
+            return trial
+        template = FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+                               datetime_complete=None, params=dict(genome.genes), distributions=distributions,
+                               user_attrs={k: _jsonable(v) for k, v in extra.items()}, system_attrs={},
+                               intermediate_values={}, trial_id=0)
+        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        previous = self.study.sampler  # the study's sampler is not asked: a trial object needs none
+        self.study.sampler = optuna.samplers.RandomSampler()
         try:
-            trial = self.study.ask({g: CategoricalDistribution(choices[g]) for g in genome})
+            trial = Trial(self.study, trial_id)
         finally:
             self.study.sampler = previous
         if self.shared:
-            Heartbeat(self, trial).beat()  # alive from the start, before the attributes are written
-        for name, value in extra.items():  # the key first: it is what a claim is known by
-            trial.set_user_attr(name, _jsonable(value))
+            Heartbeat(self, trial).beat()  # alive from the start
+            self.just_beaten = trial.number  # the heartbeat that follows need not beat again at once
         return trial
 
     def ask(self, choices: Mapping[str, list[Any]], space: str) -> tuple[Trial, Genome]:
@@ -286,20 +305,11 @@ class StudyStore:
 
     def download_weights(self, trial: FrozenTrial) -> dict[str, Any]:
         """The trial's stored weights as a state dict (safetensors, no pickle)."""
-        from optuna.artifacts import download_artifact
-        from safetensors.torch import load_file
+        return self.weights_reader()(trial)
 
-        artifact_id = trial.user_attrs.get(attrs.WEIGHTS_ARTIFACT)
-        if artifact_id is None or self._artifact_store is None:
-            raise StudyError(f"trial {trial.number} of study {self.name!r} has no stored weights")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "weights.safetensors"
-            try:
-                download_artifact(artifact_store=self._artifact_store, file_path=str(path),
-                                  artifact_id=artifact_id)
-                return load_file(str(path))
-            except Exception as error:
-                raise StudyError(f"weights of trial {trial.number} cannot be read: {error}") from None
+    def weights_reader(self) -> WeightsReader:
+        """What reads trials' weights in another process (it carries the artifact folder only)."""
+        return WeightsReader(self.artifacts_dir if self._artifact_store is not None else None, self.name)
 
 
 def _jsonable(value: Any) -> Any:

@@ -234,31 +234,3 @@ def bench_accelerators(
     noise = result["seed_noise"]
     out.print(f"seed noise alone (plain training under {seeds} other seed(s)): tau {noise['kendall_tau']:.2f}, "
               f"front kept {noise['front_recall']:.0%}; tau 1 seed {result['seed_to_seed_kendall_tau']:.2f}")
-
-
-def bench_ddp(
-    processes: int = typer.Option(2, min=2, help="gloo processes of the DDP run."),
-    steps: int = typer.Option(20, min=1, help="Training steps of each run."),
-    global_batch: int = typer.Option(64, min=2, help="Global batch: the one process trains on all of it, "
-                                     "each DDP process on global batch / processes."),
-    seed: int = typer.Option(0, help="Seed of the initial weights and the batch order."),
-    rounds: int = typer.Option(3, min=1, help="Alternating rounds of both runs (samples/s: the median)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
-) -> None:
-    """DDP against one process: the same initial weights, global batches and steps on N gloo
-    processes and in one process; max abs weight difference (target <= 1e-4) and samples/s."""
-    from automl.experiments.ddp import ddp_equivalence
-
-    if global_batch % processes:
-        raise AutomlError(f"--global-batch {global_batch} does not split into {processes} equal shares")
-    err.print(f"training {steps} steps in one process, then on {processes} gloo processes, {rounds} round(s)")
-    result = ddp_equivalence(processes=processes, steps=steps, global_batch=global_batch, seed=seed, rounds=rounds)
-    if finish(result, as_json, out_file):
-        return
-    verdict = "met" if result["equivalent"] else "MISSED"
-    out.print(f"{processes} gloo processes vs one process, {result['steps']} steps of {global_batch} images "
-              f"({result['genome']}): max abs weight difference {result['max_abs_weight_difference']:.2e} "
-              f"(target <= {result['tolerance']:g}: {verdict}; the weights moved up to "
-              f"{result['max_abs_weight_change']:.2e}); samples/s {result['samples_per_s_one_process']:.0f} "
-              f"one process, {result['samples_per_s_ddp']:.0f} DDP ({result['ddp_speedup']:.2f}x)")

@@ -55,6 +55,18 @@ def search(
     accelerate: Optional[str] = typer.Option(None, help="Accelerators, e.g. fx16,sparsegrad:sparsity=0.9 "
                                              "(see `automl accelerators`)."),
     device: Optional[str] = typer.Option(None, help=f"auto, cpu or cuda[:N]. (default: {D.device})"),
+    workers: Optional[int] = typer.Option(None, help="Train this many candidates at once, each a Ray task on a "
+                                          "local Ray instance started and stopped by the search (needs Ray, "
+                                          "the ray extra). With --ray: at most this many at once on the cluster."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Send candidates to this Ray cluster: auto (the "
+                                      "cluster this machine belongs to) or an address ray.init takes "
+                                      "(ray://HOST:10001). Workers need automl installed and --artifacts on a "
+                                      "path they all reach."),
+    cpus_per_trial: Optional[float] = typer.Option(None, help="CPUs each candidate's Ray task asks for; torch "
+                                                   f"threads per candidate. (default: {D.cpus_per_trial:g})"),
+    gpus_per_trial: Optional[float] = typer.Option(None, help="GPUs each candidate's Ray task asks for (0.5: two "
+                                                   "share one). (default: 1 when --device resolves to a GPU, "
+                                                   "else 0)"),
     config: Optional[Path] = typer.Option(None, help="TOML study config; flags override it."),
     quiet: Optional[bool] = typer.Option(None, "--quiet", "-q", help="No progress; print the front only."),
     as_json: Optional[bool] = typer.Option(None, "--json", help="Print the result as JSON (progress lines go to stderr)."),
@@ -70,7 +82,8 @@ def search(
                  preselect=preselect,
                  max_flops=parse_amount(max_flops, "--max-flops") if max_flops is not None else None,
                  max_params=parse_amount(max_params, "--max-params") if max_params is not None else None,
-                 accelerate=accelerate, device=device, quiet=quiet, json=as_json)
+                 accelerate=accelerate, device=device, workers=workers, ray=ray, cpus_per_trial=cpus_per_trial,
+                 gpus_per_trial=gpus_per_trial, quiet=quiet, json=as_json)
     file_values = load_config(config) if config is not None else {}
     settings = merge(file_values, flags)
     explicit = {k for k, v in flags.items() if v is not None} | set(file_values)

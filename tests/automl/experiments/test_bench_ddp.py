@@ -1,4 +1,4 @@
-"""`automl bench ddp`: DDP against one process, the same steps on the same global batches."""
+"""`automl bench scale --parts ddp`: DDP against one process, the same steps on the same global batches."""
 
 from __future__ import annotations
 

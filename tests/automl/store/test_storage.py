@@ -13,7 +13,7 @@ import torch
 from automl.core.errors import StudyError
 from automl.core.genome import Genome
 from automl.core.pareto import DEFAULT_OBJECTIVES
-from automl.store.storage import artifact_location, open_storage, storage_errors, storage_fault
+from automl.store.storage import absolute_url, artifact_location, open_storage, storage_errors, storage_fault
 from automl.store.study import SETTINGS_ATTR, StudyStore
 
 CHOICES = {"a": [1, 2, 3]}
@@ -144,3 +144,20 @@ def test_storage_fault_leaves_other_errors_alone():
     assert storage_fault(FileNotFoundError(2, "gone", "a.png")) is None  # not a storage's
     fault = storage_fault(optuna.exceptions.StorageInternalError("boom"))
     assert isinstance(fault, StudyError) and "boom" in str(fault)
+
+
+def test_a_worker_in_another_folder_reaches_the_same_study_file(in_tmp):
+    assert absolute_url("sqlite:///studies/a.db") == f"sqlite:///{in_tmp.resolve()}/studies/a.db"
+    assert absolute_url("journal:///a.log") == f"journal:///{in_tmp.resolve()}/a.log"
+    assert absolute_url("sqlite:///file:a.db?mode=ro&uri=true") == f"sqlite:///file:{in_tmp.resolve()}/a.db?mode=ro&uri=true"
+    for unchanged in ("sqlite:////abs/a.db", "postgresql://u@h/db", "memory"):
+        assert absolute_url(unchanged) == unchanged
+
+
+def test_weights_are_read_by_a_reader_that_travels_without_the_study(in_tmp):
+    import pickle
+
+    store = _with_weights("travel")
+    trial = store.trials()[0]
+    reader = pickle.loads(pickle.dumps(store.weights_reader()))
+    assert torch.equal(reader(trial)["w"], store.download_weights(trial)["w"])
