@@ -47,6 +47,7 @@ bench_app.command("engine")(bench.bench_engine)
 bench_app.command("warmstart")(bench.bench_warmstart)
 bench_app.command("search")(bench.bench_search)
 bench_app.command("accelerators")(bench.bench_accelerators)
+bench_app.command("prunetrain")(bench.bench_prunetrain)
 bench_app.command("grow")(grow.bench_grow)
 bench_app.command("costmodel")(costmodel.bench_costmodel)
 

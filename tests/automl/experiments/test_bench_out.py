@@ -11,6 +11,7 @@ BENCHES = {  # command -> (module, function) that computes its result
     "warmstart": ("automl.experiments.warmstart", "bench_warmstart"),
     "search": ("automl.experiments.search", "bench_search"),
     "accelerators": ("automl.experiments.accelerators", "bench_accelerators"),
+    "prunetrain": ("automl.experiments.prunetrain", "bench_prunetrain"),
 }
 
 
