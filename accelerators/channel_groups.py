@@ -3,11 +3,14 @@
 A channel group is a set of output channels that must go together (a convolution's outputs,
 the BatchNorm after it, the inputs of every layer that reads them); :func:`remove_channels`
 slices every tensor of a group - weights, statistics, optimizer state - so the smaller
-network is dense again. Used by :mod:`accelerators.prunetrain`.
+network is dense again. :func:`group_lasso` is PruneTrain's penalty on convolution weight
+slices, :func:`channel_liveness` what decides a channel is dead. Used by
+:mod:`accelerators.prunetrain`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from automl.core.errors import AutomlError
+
+EPS = 1e-12  # inside the square root: a defined (zero) gradient for an all-zero slice
+
 
 @dataclass
 class ChannelGroup:
@@ -26,26 +32,31 @@ class ChannelGroup:
     producers: list[nn.Conv2d] = field(default_factory=list)
     norms: list[nn.BatchNorm2d] = field(default_factory=list)
     consumers: list[nn.Module] = field(default_factory=list)
-    outputs: list[nn.Module] = field(default_factory=list)  # what emits the channel: (weight_c, bias_c)
-
-    def __post_init__(self) -> None:
-        if not self.outputs:  # a stream's channel is emitted by every producer (BN if any)
-            self.outputs = list(self.norms or self.producers)
 
     @property
     def width(self) -> int:
         return self.producers[0].out_channels
 
+    @property
+    def penalised_producers(self) -> list[nn.Conv2d]:
+        """The producers whose output slices the lasso penalises: depthwise ones excluded (the
+        paper's rule: a depthwise filter has one input channel, it follows its channel)."""
+        return [conv for conv in self.producers if not is_depthwise(conv)]
 
-def _out_sq(conv: nn.Conv2d) -> Tensor:
-    """Squared L2 norm of each output-channel slice."""
-    return conv.weight.pow(2).flatten(1).sum(1)
+
+def is_depthwise(conv: nn.Module) -> bool:
+    return isinstance(conv, nn.Conv2d) and conv.groups > 1
 
 
-def _in_sq(layer: nn.Module) -> Tensor:
-    """Squared L2 norm of each input-channel slice (conv or linear)."""
-    w = layer.weight.pow(2)
-    return w.sum(0) if w.dim() == 2 else w.sum((0, 2, 3))
+def _out_abs_max(conv: nn.Conv2d) -> Tensor:
+    """Largest |weight| of each output-channel slice."""
+    return conv.weight.detach().abs().flatten(1).amax(1)
+
+
+def _in_abs_max(layer: nn.Module) -> Tensor:
+    """Largest |weight| of each input-channel slice (conv or linear)."""
+    w = layer.weight.detach().abs()
+    return w.amax(0) if w.dim() == 2 else w.amax((0, 2, 3))
 
 
 def channel_groups(model: nn.Module) -> list[ChannelGroup]:
@@ -60,12 +71,10 @@ def channel_groups(model: nn.Module) -> list[ChannelGroup]:
         for b, block in enumerate(stage):
             stream.consumers.append(block.expand[0])
             groups.append(ChannelGroup(f"s{s}.b{b}.hidden", [block.expand[0], block.depthwise[0]],
-                                       _norms(block.expand) + _norms(block.depthwise), [block.project[0]],
-                                       outputs=(_norms(block.depthwise) or [block.depthwise[0]])))
+                                       _norms(block.expand) + _norms(block.depthwise), [block.project[0]]))
             if block.use_residual:  # output added to the input: the same channels
                 stream.producers.append(block.project[0])
                 stream.norms += _norms(block.project)
-                stream.outputs = list(stream.norms or stream.producers)
             else:
                 stream = ChannelGroup(f"s{s}" if b == 0 else f"s{s}.b{b}", [block.project[0]], _norms(block.project))
                 groups.append(stream)
@@ -79,25 +88,31 @@ def _norms(layers: nn.Sequential) -> list[nn.BatchNorm2d]:
     return [m for m in layers if isinstance(m, nn.BatchNorm2d)]
 
 
-def _emit_sq(module: nn.Module) -> Tensor:
-    """Squared L2 norm of what emits each output channel: a BatchNorm's (gamma_c, beta_c),
-    or a convolution's output slice with its bias (networks without normalisation)."""
-    total = module.weight.detach().pow(2).flatten(1).sum(1) if module.weight.dim() > 1 else module.weight.detach().pow(2)
-    if module.bias is not None:
-        total = total + module.bias.detach().pow(2)
-    return total
-
-
-@torch.no_grad()
-def group_lasso(groups: list[ChannelGroup]) -> Tensor:
-    """Sum of the L2 norms of every group: each output module's per-channel (weight_c, bias_c)
-    (a BatchNorm's gamma and beta; a convolution's slice and bias without normalisation) and,
-    without normalisation only, each consumer's input-channel slice."""
-    terms = []
+def penalised_layers(groups: list[ChannelGroup]) -> list[tuple[nn.Module, bool, bool]]:
+    """Every layer the lasso reaches, once, with (output slices?, input slices?): each
+    non-depthwise convolution's output-channel slices and input-channel slices - the stem's
+    input (the image) excluded - and the classifier's input slices (its outputs are classes)."""
+    found: dict[nn.Module, list[bool]] = {}
     for group in groups:
-        terms += [_emit_sq(module).sqrt().sum() for module in group.outputs]
-        if not group.norms:  # with BatchNorm the readers' scale is free: only (gamma, beta) count
-            terms += [_in_sq(layer).detach().sqrt().sum() for layer in group.consumers]
+        for conv in group.penalised_producers:
+            found.setdefault(conv, [False, False])[0] = True
+        for layer in group.consumers:
+            found.setdefault(layer, [False, False])[1] = True
+    return [(layer, out, inp) for layer, (out, inp) in found.items()]
+
+
+def group_lasso(layers: list[tuple[nn.Module, bool, bool]]) -> Tensor:
+    """The group lasso (differentiable): the sum of the L2 norms of every penalised weight
+    slice, output and input channel slices of a layer counted separately, as in the paper."""
+    terms = []
+    for layer, out, inp in layers:
+        squared = layer.weight.pow(2)
+        if squared.dim() == 2:  # linear: (out, in)
+            squared = squared[:, :, None, None]
+        if out:
+            terms.append((squared.sum((1, 2, 3)) + EPS).sqrt().sum())
+        if inp:
+            terms.append((squared.sum((0, 2, 3)) + EPS).sqrt().sum())
     return torch.stack(terms).sum()
 
 
@@ -108,30 +123,31 @@ def _shrink(tensor: Tensor, scale: Tensor, dim: int) -> None:
 
 
 @torch.no_grad()
-def proximal_step(groups: list[ChannelGroup], threshold: float) -> None:
-    """Group soft-thresholding, the proximal operator of ``threshold`` x group lasso: every
-    group v becomes v * max(0, 1 - threshold / ||v||), so small groups land on exact zeros."""
+def proximal_step(layers: list[tuple[nn.Module, bool, bool]], threshold: float) -> None:
+    """Group soft-thresholding of every penalised slice, v <- v x max(0, 1 - threshold / ||v||):
+    the proximal operator of ``threshold`` x group lasso, applied to the output slices and then
+    the input slices of each layer (the groups overlap; one pass of each is the usual
+    approximation). Slices weaker than the threshold land on exact zeros."""
     if threshold <= 0:
         return
-    for group in groups:
-        for module in group.outputs:
-            scale = (1 - threshold / _emit_sq(module).sqrt().clamp_min(1e-30)).clamp_min(0)
-            _shrink(module.weight, scale, 0)
-            if module.bias is not None:
-                _shrink(module.bias, scale, 0)
-        for layer in ([] if group.norms else group.consumers):
-            scale = (1 - threshold / _in_sq(layer).sqrt().clamp_min(1e-30)).clamp_min(0)
-            _shrink(layer.weight, scale, 1)
+    for layer, out, inp in layers:
+        weight = layer.weight
+        for dim, wanted in ((0, out), (1, inp)):
+            if wanted:
+                other = [d for d in range(weight.dim()) if d != dim]
+                norms = weight.pow(2).sum(other).sqrt()
+                _shrink(weight, (1 - threshold / norms.clamp_min(1e-30)).clamp_min(0), dim)
 
 
 @torch.no_grad()
-def channel_norms(group: ChannelGroup) -> Tensor:
-    """Per channel, its liveness: the smaller of what emits it (max over the output modules of
-    ||(weight_c, bias_c)||: zero means every producer outputs exact zeros) and what reads it
-    (the L2 norm of all consumers' input slices: zero means nobody reads it)."""
-    emitted = torch.stack([_emit_sq(module) for module in group.outputs]).amax(0).sqrt()
-    read = sum(_in_sq(layer).detach() for layer in group.consumers).sqrt()
-    return torch.minimum(emitted, read)
+def channel_liveness(group: ChannelGroup) -> Tensor:
+    """Per channel, the largest |weight| that produces it (the non-depthwise producers' output
+    slices) or reads it (every consumer's input slice): under the paper's threshold every
+    weight of the channel is, so nobody produces or reads it any more (the paper's union:
+    a channel still produced or still read by one layer is live)."""
+    produced = torch.stack([_out_abs_max(conv) for conv in group.penalised_producers]).amax(0)
+    read = torch.stack([_in_abs_max(layer) for layer in group.consumers]).amax(0)
+    return torch.maximum(produced, read)
 
 
 def _like(new: Tensor, old: Tensor) -> Tensor:
@@ -217,26 +233,33 @@ def _conv_out(size: tuple[int, int], conv: nn.Conv2d) -> tuple[int, int]:
                  for n, p, d, k, s in zip(size, conv.padding, conv.dilation, conv.kernel_size, conv.stride))
 
 
+def _walk(model: nn.Module, input_shape: tuple[int, int, int]) -> Iterator[tuple[nn.Conv2d, tuple[int, int]]]:
+    """Every convolution of a mobile network in order, with its output's spatial size."""
+    size = tuple(input_shape[1:])
+    layers = [model.stem[0]]
+    for stage in model.stages:
+        for block in stage:
+            layers += [block.expand[0], block.depthwise[0], block.project[0]]
+    layers.append(model.head[0])
+    for layer in layers:
+        size = _conv_out(size, layer)
+        yield layer, size
+
+
 def forward_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
     """Forward FLOPs of one sample of a mobile network (2 per multiply-add, convs and linear),
     from the layer shapes alone - no forward pass through other accelerators' hooks."""
-    size = tuple(input_shape[1:])
     total = 0
-
-    def conv(layer: nn.Conv2d) -> None:
-        nonlocal size, total
-        size = _conv_out(size, layer)
+    for layer, (h, w) in _walk(model, input_shape):
         kh, kw = layer.kernel_size
-        total += 2 * size[0] * size[1] * layer.out_channels * (layer.in_channels // layer.groups) * kh * kw
+        total += 2 * h * w * layer.out_channels * (layer.in_channels // layer.groups) * kh * kw
+    return total + 2 * model.classifier.in_features * model.classifier.out_features
 
-    conv(model.stem[0])
-    for stage in model.stages:
-        for block in stage:
-            for layer in (block.expand[0], block.depthwise[0], block.project[0]):
-                conv(layer)
-    conv(model.head[0])
-    total += 2 * model.classifier.in_features * model.classifier.out_features
-    return total
+
+def activation_elements(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Elements of every convolution's output for one sample: what training keeps for the
+    backward pass grows with it (each output's BatchNorm and activation have its size)."""
+    return sum(layer.out_channels * h * w for layer, (h, w) in _walk(model, input_shape))
 
 
 def architecture(groups: list[ChannelGroup], model: nn.Module) -> dict[str, Any]:

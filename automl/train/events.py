@@ -22,7 +22,9 @@ The trainer's loop, with the event fired at each point::
                 optimizer.step(); schedule.step()
                 AFTER_STEP            the weights are updated (a proximal step, a projection)
                                       every 16 steps: the divergence check (one device sync)
-            EPOCH_END                 the model may be reshaped: set state.model_changed
+            EPOCH_END                 the model may be reshaped: set state.model_changed;
+                                      state.batch_size / state.lr_scale may change: the
+                                      next epoch trains at that mini-batch and learning rate
         FIT_END                       after the last epoch: undo what only training needs
         BatchNorm recalibrated; the training clock stops
         EVAL_START                    the validation pass, off the clock
@@ -40,6 +42,15 @@ position) and loads into it the per-parameter state the accelerator left in
 ``state.optimizer_state`` (e.g. momentum buffers sliced like the weights). One that wants
 training to stop early sets ``state.stop``; one that must drop an update (an fp16 overflow)
 sets ``state.skip_step`` at BEFORE_STEP.
+
+The mini-batch may change between epochs (PruneTrain enlarges it as the model shrinks): an
+accelerator sets ``state.batch_size`` (and ``state.lr_scale``, the factor on the configured
+learning rate, e.g. the linear scaling rule); the trainer reads both before the next epoch's
+batches are drawn. The budget and the learning-rate schedule run on *samples*: the schedule
+advances ``batch_size / config.batch_size`` of its steps per optimizer step (one, unless the
+mini-batch changed), so it keeps its shape over the run, and the step budget
+(``total_steps``, ``steps_per_epoch``) is re-planned at the new size to train the same
+number of samples. The optimizer is rebuilt at the new learning rate with its state carried.
 """
 
 from __future__ import annotations
@@ -52,6 +63,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from automl.data import batches_per_epoch
 
 
 class Event(Enum):
@@ -91,6 +104,10 @@ class TrainState:
     loss: Tensor | None = None
     accuracy: float | None = None  # the validation accuracy, known at EVAL_END
     model_changed: bool = False
+    batch_size: int = 0  # the mini-batch in force (the config's unless an accelerator changed it)
+    lr_scale: float = 1.0  # factor on the config's learning rate in force (read when the optimizer is built)
+    schedule_steps: int = 0  # the schedule's length, in steps of the configured mini-batch (the budget in samples)
+    schedule_position: float = 0.0  # samples trained / the configured mini-batch: where the schedule is
     optimizer_state: dict[Tensor, dict[str, Any]] = field(default_factory=dict)  # for a rebuilt optimizer
     skip_step: bool = False  # set at BEFORE_STEP to skip this optimizer step (e.g. fp16 overflow)
     stop: bool = False
@@ -104,6 +121,13 @@ class TrainState:
     cache_dir: Path | None = None  # where one-off artifacts (a trained encoder) persist across candidates
     context: Any = None  # the engine's EvaluationContext when the evaluator has one (peers, trial)
     batches: Any = None  # automl.train.loop.BatchSource: where each epoch's training batches come from
+
+    @property
+    def epochs_done(self) -> float:
+        """Epochs trained so far, counted in samples (a mini-batch change leaves it as it is)."""
+        if self.config is None or self.train is None:  # a hand-made state (tests): steps are the unit
+            return self.step / max(self.steps_per_epoch, 1)
+        return self.schedule_position / batches_per_epoch(self.train, self.config.batch_size, drop_last=True)
 
 
 class Dispatcher:

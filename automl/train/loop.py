@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from automl.train.measure import evaluate, recalibrate_batchnorm
 FINITE_CHECK_EVERY = CHECK_EVERY  # the name older callers know
 
 __all__ = ["SCHEDULES", "BatchSource", "TrainConfig", "TrainResult", "evaluate", "make_optimizer", "make_scheduler",
-           "recalibrate_batchnorm", "run_epoch", "shuffled_batches", "train", "train_step"]
+           "recalibrate_batchnorm", "resize_batch", "run_epoch", "shuffled_batches", "train", "train_step"]
 
 # (split, batch size, generator, device) -> one epoch of (inputs, targets) training batches
 BatchSource = Callable[[Split, int, torch.Generator, torch.device], Iterable[tuple[Tensor, Tensor]]]
@@ -105,8 +105,12 @@ def _fit(state: TrainState, fire: Dispatcher, generator: torch.Generator,
     _setup(state, fire)
     guard = DivergenceGuard(state.num_classes)
     history: list[dict[str, float]] = []
+    planned = state.batch_size
     for epoch in range(state.epochs):
         state.epoch = epoch
+        if state.batch_size != planned:  # an accelerator changed the mini-batch (PruneTrain)
+            resize_batch(state)
+            planned = state.batch_size
         history.append(run_epoch(state, fire, generator, guard))
         if on_epoch is not None:
             on_epoch(epoch + 1, state.epochs, history[-1]["loss"])
@@ -125,7 +129,7 @@ def _fit(state: TrainState, fire: Dispatcher, generator: torch.Generator,
     fire(Event.EVAL_END)
     return TrainResult(
         accuracy=state.accuracy, loss=history[-1]["loss"] if history else math.nan, seconds=seconds,
-        eval_seconds=eval_seconds, epochs=state.step / state.steps_per_epoch, samples=state.samples,
+        eval_seconds=eval_seconds, epochs=state.epochs_done, samples=state.samples,
         samples_per_s=state.samples / seconds if seconds > 0 else 0.0, history=history,
         accelerators={hook.name: hook.report() for hook in fire.hooks}, model=state.model,
     )
@@ -135,10 +139,11 @@ def _setup(state: TrainState, fire: Dispatcher) -> None:
     """SETUP (data and model may be replaced), then the step budget, optimizer and schedule
     sized for what SETUP left, then INIT."""
     config = state.config
+    state.batch_size = config.batch_size
     fire(Event.SETUP)
     state.model = state.model.to(device=state.device, memory_format=config.memory_format)
     steps_per_epoch = batches_per_epoch(state.train, config.batch_size, drop_last=True)
-    state.total_steps = max(1, round(config.epochs * steps_per_epoch))
+    state.total_steps = state.schedule_steps = max(1, round(config.epochs * steps_per_epoch))
     state.steps_per_epoch = steps_per_epoch
     state.epochs = math.ceil(state.total_steps / steps_per_epoch)
     state.optimizer = make_optimizer(state.model, config)
@@ -157,7 +162,7 @@ def run_epoch(state: TrainState, fire: Dispatcher, generator: torch.Generator,
     loss_sum = torch.zeros((), device=state.device)
     steps = 0
     source = state.batches or shuffled_batches
-    for inputs, targets in source(state.train, config.batch_size, generator, state.device):
+    for inputs, targets in source(state.train, state.batch_size, generator, state.device):
         task_loss = train_step(state, fire, inputs.contiguous(memory_format=config.memory_format), targets)
         loss_sum += task_loss  # the task's loss, before accelerators add to or scale it
         steps += 1
@@ -169,7 +174,7 @@ def run_epoch(state: TrainState, fire: Dispatcher, generator: torch.Generator,
     if state.model_changed:
         _rebuild_optimizer(state)
     _sync(state.device)
-    return {"epoch": state.step / state.steps_per_epoch, "loss": mean_loss,
+    return {"epoch": state.epochs_done, "loss": mean_loss,
             "seconds": time.perf_counter() - started}
 
 
@@ -191,19 +196,46 @@ def train_step(state: TrainState, fire: Dispatcher, inputs: Tensor, targets: Ten
         state.skip_step = False
     else:
         state.optimizer.step()
-    state.scheduler.step()
+    _advance_schedule(state)
     state.samples += len(state.targets)
     state.step += 1
     fire(Event.AFTER_STEP)
     return task_loss.detach()
 
 
+def _advance_schedule(state: TrainState) -> None:
+    """Move the schedule by the samples this step trained, in steps of the configured
+    mini-batch: one step per step unless the mini-batch changed (never past its end)."""
+    before = state.schedule_position
+    state.schedule_position = before + state.batch_size / state.config.batch_size
+    end = max(state.schedule_steps, 1)
+    for _ in range(min(int(state.schedule_position), end) - min(int(before), end)):
+        state.scheduler.step()
+
+
+def resize_batch(state: TrainState) -> None:
+    """The mini-batch changed between epochs: re-plan the step budget to train the same samples
+    at the new size, and rebuild the optimizer at ``lr x state.lr_scale`` with its state (momentum)
+    carried and the schedule where the samples trained so far left it."""
+    state.steps_per_epoch = batches_per_epoch(state.train, state.batch_size, drop_last=True)
+    remaining = max(0.0, state.schedule_steps - state.schedule_position) * state.config.batch_size
+    state.total_steps = state.step + max(1, math.ceil(remaining / state.batch_size - 1e-9))
+    if not state.model_changed:  # a reshaping accelerator has already carried (sliced) the state
+        state.optimizer_state = {p: dict(state.optimizer.state[p]) for p in state.model.parameters()
+                                 if state.optimizer.state.get(p)}
+    _rebuild_optimizer(state)
+
+
 def _rebuild_optimizer(state: TrainState, config: TrainConfig | None = None, total_steps: int | None = None) -> None:
-    """A new optimizer for a reshaped model's parameters, the schedule resumed at the current
-    step, and the per-parameter state (momentum) the accelerator carried over loaded into it."""
+    """A new optimizer for a reshaped model's parameters (at the learning rate in force), the
+    schedule resumed where the samples trained so far left it, and the per-parameter state
+    (momentum) the accelerator carried over loaded into it."""
     config = config or state.config
+    if state.lr_scale != 1.0:
+        config = replace(config, lr=config.lr * state.lr_scale)
+    total = total_steps or state.schedule_steps or state.total_steps
     state.optimizer = make_optimizer(state.model, config)
-    state.scheduler = make_scheduler(state.optimizer, config, total_steps or state.total_steps, state.step - 1)
+    state.scheduler = make_scheduler(state.optimizer, config, total, min(int(state.schedule_position), total) - 1)
     for parameter, carried in state.optimizer_state.items():
         state.optimizer.state[parameter].update(carried)
     state.optimizer_state = {}

@@ -234,3 +234,38 @@ def bench_accelerators(
     noise = result["seed_noise"]
     out.print(f"seed noise alone (plain training under {seeds} other seed(s)): tau {noise['kendall_tau']:.2f}, "
               f"front kept {noise['front_recall']:.0%}; tau 1 seed {result['seed_to_seed_kendall_tau']:.2f}")
+
+
+def bench_prunetrain(
+    genome: Optional[str] = typer.Option(None, help="Mobile genome to train. (default: a mid-size one, "
+                                                    "8.4 MFLOPs)"),
+    epochs: int = typer.Option(10, min=1, help="Epochs of each run (PruneTrain is for long training)."),
+    accelerate: str = typer.Option("prunetrain", help="The PruneTrain spec, options allowed "
+                                                      "(e.g. 'prunetrain:ratio=0.2,every=2,grow=false')."),
+    rounds: int = typer.Option(1, min=1, help="Runs of each (plain, prunetrain), alternating which goes first; "
+                                              "seconds are medians."),
+    seed: int = typer.Option(0, help="Seed of both runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
+) -> None:
+    """The same architecture trained --epochs plain and with PruneTrain in one process: training
+    FLOPs per epoch (falling as channels are removed), total seconds of both and their ratio,
+    accuracy of both, channels kept."""
+    from automl.experiments.prunetrain import BENCH_GENOME, bench_prunetrain as run
+
+    def tick(which: str, done: int, total: int) -> None:  # stderr: --json output stays clean
+        err.print(f"{which}: epoch {done}/{total} done")
+
+    result = run(genome or BENCH_GENOME, epochs=epochs, spec=accelerate, rounds=rounds, seed=seed, progress=tick)
+    if finish(result, as_json, out_file):
+        return
+    for row in result["per_epoch"]:
+        out.print(f"epoch {row['epoch']:3d}: plain {row['plain_gflops']:.1f} GFLOPs {row['plain_seconds']:.1f} s | "
+                  f"prunetrain {row['prunetrain_gflops']:.1f} GFLOPs {row['prunetrain_seconds']:.1f} s, "
+                  f"{row['prunetrain_mflops']:.2f} MFLOPs, batch {row['prunetrain_batch']}")
+    out.print(f"plain {result['plain_seconds']:.1f} s, prunetrain {result['prunetrain_seconds']:.1f} s: "
+              f"{result['speedup']:.2f}x ({result['wall_clock_saving']:+.0%} saved), training FLOPs "
+              f"{result['training_flops_saving']:.0%} saved; accuracy {100 * result['val_accuracy_delta']:+.1f} pt "
+              f"(test {100 * result['test_accuracy_delta']:+.1f} pt); channels {result['channels_before']} -> "
+              f"{result['channels_after']}, {result['mflops_before']:.1f} -> {result['mflops_after']:.1f} MFLOPs; "
+              f"kind: {result['kind_measured']}")

@@ -12,6 +12,7 @@ BENCHES = {  # command -> (module, function) that computes its result
     "search": ("automl.experiments.search", "bench_search"),
     "accelerators": ("automl.experiments.accelerators", "bench_accelerators"),
     "scale": ("automl.experiments.scale", "bench_scale"),
+    "prunetrain": ("automl.experiments.prunetrain", "bench_prunetrain"),
 }
 
 
