@@ -49,6 +49,7 @@ bench_app.command("search")(bench.bench_search)
 bench_app.command("accelerators")(bench.bench_accelerators)
 bench_app.command("grow")(grow.bench_grow)
 bench_app.command("costmodel")(costmodel.bench_costmodel)
+bench_app.command("dryrun")(bench.bench_dryrun)
 
 
 def _version(value: bool) -> None:

@@ -23,7 +23,7 @@ from automl.nn.costmodel import predict_training
 from automl.data import batches_per_epoch
 from automl.core.genome import Genome
 from automl.core.progress import SilentProgress
-from automl.train.loop import TrainConfig, train
+from automl.train.loop import TrainConfig, TrainResult, train
 from search_spaces.base import SearchSpace
 
 
@@ -39,7 +39,8 @@ class CNNEvaluator:
 
     def __init__(self, space: SearchSpace, data: Dataset, config: TrainConfig, seed: int = 0,
                  accelerate: str | None = None, device: torch.device | str = "cpu",
-                 progress: SilentProgress | None = None, warm_epochs: float | None = None) -> None:
+                 progress: SilentProgress | None = None, warm_epochs: float | None = None,
+                 trainer: Callable[..., TrainResult] = train) -> None:
         self.space = space
         self.data = data
         self.config = config
@@ -49,6 +50,7 @@ class CNNEvaluator:
         accelerators.parse(self.accelerate)  # validate once, up front
         self.device = torch.device(device)
         self.progress = progress or SilentProgress()
+        self.trainer = trainer  # `train`; a dry run passes a stand-in that predicts instead
         self._cost = lru_cache(maxsize=4096)(self._measure_cost)
         self._calibration = None
 
@@ -108,7 +110,7 @@ class CNNEvaluator:
         chosen = accelerators.parse(self.accelerate)
         predicted = self.predicted_seconds(model, config)
         try:
-            result = train(model, self.data, config, seed=seed, accelerators=chosen,
+            result = self.trainer(model, self.data, config, seed=seed, accelerators=chosen,
                            device=self.device, on_epoch=self.progress.epoch_finished,
                            cache_dir=self.cache_dir(context), context=context)
         except torch.OutOfMemoryError as error:

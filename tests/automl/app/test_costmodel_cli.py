@@ -61,14 +61,20 @@ def test_placement_reports_three_strategies(capsys):
 
 
 def test_search_dry_run_predicts_without_training_or_storing(capsys, in_tmp):
-    code, out, _ = run(capsys, "search", "--dry-run", "--json", "--population", "4", "--budget", "8",
-                       "--max-flops", "5M")
+    code, out, _ = run(capsys, "search", "--dry-run", "--json", "--population", "3", "--budget", "6",
+                       "--max-flops", "3M")
     assert code == 0
     prediction = json.loads(out)
-    assert prediction["evaluations"] == 8 and prediction["predicted_seconds"] > 0
-    assert prediction["mean_child_training_s"] < prediction["mean_scratch_training_s"]  # warm starts train less
+    assert prediction["evaluations"] == 6 and len(prediction["trials"]) == 6
+    assert prediction["predicted_seconds"] == pytest.approx(
+        prediction["fixed_s"] + prediction["training_s"] + prediction["evaluation_s"])
+    assert prediction["fixed_s"] > 0 and prediction["evaluation_s"] > 0
+    assert prediction["warm_started"] + prediction["from_scratch"] == 6
+    for trial in prediction["trials"]:  # the engine decided: warm-started children train 0.3 epochs
+        assert trial["epochs"] == (0.3 if trial["warm_start"] else 1.0)
+        assert trial["generation"] > 0 or not trial["warm_start"]
     assert not Path("studies").exists()
-    code, out, _ = run(capsys, "search", "--dry-run", "--population", "4", "--budget", "8",
+    code, out, _ = run(capsys, "search", "--dry-run", "--population", "2", "--budget", "2", "--max-flops", "3M",
                        "--accelerate", "subset:fraction=0.5,sparsegrad")
     assert code == 0 and "predicted wall-clock" in out and "sparsegrad" in out
 
