@@ -172,9 +172,9 @@ def _measure_entry(entry: str, fmt: str, device: torch.device, latency: float, b
         ops = trace_ops(meta_step)
         width = max(op.width for op in ops if op.kind == kind)
         both, ahead = timed(step, device), timed(forward, device)
-        for phase, seconds in (("forward", ahead), ("backward", max(both - ahead, 0.0))):
+        for phase, seconds in (("forward", ahead), ("backward", max(both - ahead, 0.05 * both))):
             flops = sum(op.flops for op in ops if op.kind == kind and op.phase == phase)
-            own = max(seconds - _other_seconds(ops, kind, phase, fmt, latency, bandwidth), 0.05 * seconds)
+            own = max(seconds - _other_seconds(ops, kind, phase, fmt, latency, bandwidth), 0.05 * seconds, 1e-9)
             found[phase].append((width, flops, own))
         found["both"].append((width, found["forward"][-1][1] + found["backward"][-1][1],
                               found["forward"][-1][2] + found["backward"][-1][2]))

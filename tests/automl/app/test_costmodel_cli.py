@@ -62,7 +62,7 @@ def test_placement_reports_three_strategies(capsys):
 
 def test_search_dry_run_predicts_without_training_or_storing(capsys, in_tmp):
     code, out, _ = run(capsys, "search", "--dry-run", "--json", "--population", "3", "--budget", "6",
-                       "--max-flops", "3M")
+                       "--max-flops", "20M")
     assert code == 0
     prediction = json.loads(out)
     assert prediction["evaluations"] == 6 and len(prediction["trials"]) == 6
@@ -74,7 +74,7 @@ def test_search_dry_run_predicts_without_training_or_storing(capsys, in_tmp):
         assert trial["epochs"] == (0.3 if trial["warm_start"] else 1.0)
         assert trial["generation"] > 0 or not trial["warm_start"]
     assert not Path("studies").exists()
-    code, out, _ = run(capsys, "search", "--dry-run", "--population", "2", "--budget", "2", "--max-flops", "3M",
+    code, out, _ = run(capsys, "search", "--dry-run", "--population", "2", "--budget", "2", "--max-flops", "20M",
                        "--accelerate", "subset:fraction=0.5,sparsegrad")
     assert code == 0 and "predicted wall-clock" in out and "sparsegrad" in out
 

@@ -98,7 +98,7 @@ def test_unknown_formats_are_user_errors():
 
 
 def test_depthwise_operators_carry_kernel_stride_and_width():
-    model = nn.Sequential(nn.Conv2d(8, 8, 5, 2, 2, groups=8), nn.Conv2d(8, 32, 1))
+    model = nn.Sequential(nn.Conv2d(8, 8, 5, 2, 2, groups=8), nn.Conv2d(8, 32, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     ops = trace_step(model, (8, 12, 12), batch_size=2)
     depthwise = [op for op in ops if op.kind == "depthwise"]
     assert {op.phase for op in depthwise} == {"forward", "backward"}
