@@ -86,6 +86,9 @@ def bench_dryrun(predict: Callable[[], dict[str, Any]], search: Callable[[], Any
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     measured = measured_parts(result.candidates, wall if clock == "wall" else cpu)
     measured["wall_s"], measured["process_cpu_s"] = wall, cpu
+    if clock != "wall":  # trials time training and validation in wall-clock: no CPU-time remainder to compare
+        measured["fixed_s"] = measured["fixed_s_per_evaluation"] = None
+        measured["parts_clock"] = "wall (trials' own seconds)"
     ratio = prediction["predicted_seconds"] / measured["seconds"]
     return {"settings": settings, "clock": clock, "calibration": calibration.to_json(), "calibration_s": calibration_s,
             "load_average_1min": load.summary(), "predicted": prediction, "measured": measured,

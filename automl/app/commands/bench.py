@@ -259,6 +259,8 @@ def bench_dryrun(
 
     from automl.app.config import SearchSettings
 
+    if clock not in ("wall", "cpu"):
+        raise AutomlError(f"--clock {clock!r} is not wall or cpu")
     settings = SearchSettings(budget=budget, epochs=epochs, population=population, seed=seed, device=device,
                               max_flops=parse_amount(max_flops, "--max-flops") if max_flops else None).check()
     import torch
@@ -269,8 +271,6 @@ def bench_dryrun(
     from automl.experiments.dryrun import bench_dryrun as run
     from automl.nn.calibrate import calibration_for
 
-    if clock not in ("wall", "cpu"):
-        raise AutomlError(f"--clock {clock!r} is not wall or cpu")
     validate_names(settings)
     if clock == "cpu":
         threads = 1  # process CPU time counts every thread: one keeps it equal to the search's work
@@ -295,5 +295,9 @@ def bench_dryrun(
               f"{result['ratio_predicted_to_measured']:.2f} (target within {result['target_ratio_error']:.0%}); "
               f"training {predicted['training_s']:.0f} vs {measured['training_s']:.0f} s, validation "
               f"{predicted['evaluation_s']:.1f} vs {measured['evaluation_s']:.1f} s, everything else "
-              f"{predicted['fixed_s']:.0f} vs {measured['fixed_s']:.0f} s, warm starts {predicted['warm_started']} vs "
+              f"{predicted['fixed_s']:.0f} vs {_seconds(measured['fixed_s'])}, warm starts {predicted['warm_started']} vs "
               f"{measured['warm_started']}; load average {result['load_average_1min']['median']:.1f}")
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a (CPU clock)" if value is None else f"{value:.0f} s"

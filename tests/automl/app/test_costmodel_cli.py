@@ -98,3 +98,8 @@ def test_costmodel_of_a_study_trial_uses_the_studys_data_and_batch_size(capsys, 
     assert result["formats"]["fp32"]["batch_size"] == 32
     code, _, err = run(capsys, "costmodel", "--study", "costed", "--trial", "7")
     assert code == 2 and "trial 7" in err
+
+
+def test_bench_dryrun_refuses_an_unknown_clock_in_one_line(capsys):
+    code, _, err = run(capsys, "bench", "dryrun", "--clock", "sundial")
+    assert code == 2 and "--clock" in err and len(err.strip().splitlines()) == 1
