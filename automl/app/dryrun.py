@@ -108,7 +108,7 @@ def predict_search(settings, clock: str = "wall") -> dict[str, Any]:
         started = timer()
         result = run_search(dry, trainer=trainer)
         elapsed = timer() - started
-    rows = [{"genome": c.attrs.get("genome"), "generation": c.generation, "warm_start": bool(c.attrs.get("warm_start")),
+    rows = [{"genome": c.genome.key(), "generation": c.generation, "warm_start": bool(c.attrs.get("warm_start")),
              "epochs": c.attrs.get("epochs"), "training_s": c.attrs.get("seconds", 0.0),
              "evaluation_s": c.attrs.get("eval_seconds", 0.0)} for c in result.candidates if c.values is not None]
     training = sum(r["training_s"] for r in rows)

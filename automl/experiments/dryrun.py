@@ -57,7 +57,7 @@ def measured_parts(candidates: list, wall: float) -> dict[str, Any]:
             "training_s": training, "evaluation_s": evaluation, "fixed_s": wall - training - evaluation,
             "fixed_s_per_evaluation": (wall - training - evaluation) / max(len(done), 1),
             "per_trial_training_median_abs_error": statistics.median(errors) if errors else None,
-            "trials": [{"genome": c.attrs.get("genome"), "generation": c.generation,
+            "trials": [{"genome": c.genome.key(), "generation": c.generation,
                         "warm_start": bool(c.attrs.get("warm_start")), "epochs": c.attrs.get("epochs"),
                         "training_s": c.attrs.get("seconds"), "predicted_training_s": c.attrs.get("predicted_seconds"),
                         "evaluation_s": c.attrs.get("eval_seconds")} for c in done]}

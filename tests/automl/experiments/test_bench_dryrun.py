@@ -12,7 +12,8 @@ from automl.experiments.dryrun import LoadSampler, bench_dryrun
 def _candidate(seconds: float, warm: bool):
     attrs = {"seconds": seconds, "eval_seconds": 0.1, "warm_start": warm, "predicted_seconds": seconds * 1.1,
              "genome": "g", "epochs": 0.3 if warm else 1.0}
-    return SimpleNamespace(values={"accuracy": 0.5}, attrs=attrs, generation=1 if warm else 0)
+    return SimpleNamespace(values={"accuracy": 0.5}, attrs=attrs, generation=1 if warm else 0,
+                           genome=SimpleNamespace(key=lambda: "mobile:g"))
 
 
 def test_bench_compares_prediction_and_search_part_by_part():
