@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from automl.core.errors import AutomlError
-from automl.nn.costmodel import FORMATS, KINDS, Calibration, Op, trace_ops, trace_step
+from automl.nn.costmodel import CALIBRATION_VERSION, FORMATS, KINDS, Calibration, Op, trace_ops, trace_step
 
 NATIVE_CANDIDATES = ("fp32", "bf16", "fp16")  # formats torch may run natively; int8/fx16 never train here
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -310,7 +310,9 @@ def load_calibration(device: torch.device | str = "cpu", clock: str = "wall") ->
         raise AutomlError(f"cannot read the cost-model cache {str(path)!r}: {error}; delete it and "
                           f"run `automl costmodel --calibrate`") from None
     entry = entries.get(device_key(torch.device(device), clock))
-    return Calibration.from_json(entry) if entry else None
+    if not entry or entry.get("version", 1) < CALIBRATION_VERSION:  # none, or measured by older benchmarks
+        return None
+    return Calibration.from_json(entry)
 
 
 def save_calibration(calibration: Calibration) -> Path:

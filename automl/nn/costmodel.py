@@ -43,6 +43,7 @@ from torch.utils.module_tracker import ModuleTracker
 
 from automl.core.errors import AutomlError
 
+CALIBRATION_VERSION = 2  # 2: throughput per phase, depthwise kernel and stride, and channel width
 FORMATS: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fx16": 2}  # bytes per element
 KINDS = ("conv", "depthwise", "matmul", "elementwise")
 PHASES = ("forward", "backward", "optimizer")
@@ -91,6 +92,7 @@ class Calibration:
     clock: str = "wall"  # or "cpu": timed in process CPU time (a shared machine's honest clock)
     # entry -> format -> [[width, FLOP/s], ...] of the calibration layers, narrow to wide
     by_width: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+    version: int = 2  # of the micro-benchmarks: a cached calibration of an older version is measured again
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
