@@ -61,15 +61,15 @@ def test_placement_reports_three_strategies(capsys):
 
 
 def test_search_dry_run_predicts_without_training_or_storing(capsys, in_tmp):
-    code, out, _ = run(capsys, "search", "--dry-run", "--json", "--population", "3", "--budget", "6",
+    code, out, _ = run(capsys, "search", "--dry-run", "--json", "--population", "2", "--budget", "4",
                        "--max-flops", "20M")
     assert code == 0
     prediction = json.loads(out)
-    assert prediction["evaluations"] == 6 and len(prediction["trials"]) == 6
+    assert prediction["evaluations"] == 4 and len(prediction["trials"]) == 4
     assert prediction["predicted_seconds"] == pytest.approx(
         prediction["fixed_s"] + prediction["training_s"] + prediction["evaluation_s"])
     assert prediction["fixed_s"] > 0 and prediction["evaluation_s"] > 0
-    assert prediction["warm_started"] + prediction["from_scratch"] == 6
+    assert prediction["warm_started"] + prediction["from_scratch"] == 4
     for trial in prediction["trials"]:  # the engine decided: warm-started children train 0.3 epochs
         assert trial["epochs"] == (0.3 if trial["warm_start"] else 1.0)
         assert trial["generation"] > 0 or not trial["warm_start"]
