@@ -11,8 +11,8 @@ from typing import Optional
 import typer
 
 from automl import __version__
-from automl.app.commands import (ablate, bench, catalog, costmodel, grow, models, retrain, scale, search, studies,
-                                 studies_list)
+from automl.app.commands import (ablate, bench, bench_dryrun, catalog, costmodel, grow, models, retrain, scale,
+                                 search, studies, studies_list)
 from automl.core.errors import AutomlError
 
 app = typer.Typer(
@@ -53,6 +53,7 @@ bench_app.command("prunetrain")(bench.bench_prunetrain)
 bench_app.command("grow")(grow.bench_grow)
 bench_app.command("costmodel")(costmodel.bench_costmodel)
 bench_app.command("scale")(scale.bench_scale)
+bench_app.command("dryrun")(bench_dryrun.bench_dryrun)
 
 
 def _version(value: bool) -> None:

@@ -6,6 +6,7 @@ do the same. A resumed search takes its settings from the study, so the replay m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,10 @@ def resumed_settings(settings: SearchSettings, stored: dict[str, Any], explicit:
 
 
 def run_search(settings: SearchSettings, explicit: set[str] | None = None,
-               progress: SilentProgress | None = None) -> SearchResult:
-    """Run (or resume) the search the settings describe; returns the engine's result."""
+               progress: SilentProgress | None = None, trainer: Callable[..., Any] | None = None) -> SearchResult:
+    """Run (or resume) the search the settings describe; returns the engine's result.
+
+    ``trainer`` replaces the training loop (``--dry-run`` passes one that predicts instead)."""
     explicit = explicit or set()
     settings.check()  # types and ranges first: nothing is loaded or created for bad settings
     validate_names(settings)
@@ -109,7 +112,8 @@ def run_search(settings: SearchSettings, explicit: set[str] | None = None,
         data.to(device, channels_last=True)
     config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr)
     evaluator = CNNEvaluator(space, data, config, seed=settings.seed, accelerate=settings.accelerate,
-                             device=device, progress=progress, warm_epochs=settings.child_epochs())
+                             device=device, progress=progress, warm_epochs=settings.child_epochs(),
+                             **({"trainer": trainer} if trainer is not None else {}))
     check_reachable(space, evaluator.cost, settings.max_flops, settings.max_params)
     if not settings.resume:
         name = settings.study_name()

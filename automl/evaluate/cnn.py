@@ -25,7 +25,7 @@ from automl.nn.costmodel import predict_training
 from automl.data import batches_per_epoch
 from automl.core.genome import Genome
 from automl.core.progress import SilentProgress
-from automl.train.loop import TrainConfig, train
+from automl.train.loop import TrainConfig, TrainResult, train
 from search_spaces.base import SearchSpace
 
 

@@ -79,6 +79,7 @@ def provenance(command: list[str] | None = None) -> dict[str, Any]:
         "torch_threads": threads,
         "gpu": _gpu(),
         "platform": platform.platform(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,  # 1, 5, 15 min: a shared machine
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from automl.core.errors import AutomlError
-from automl.nn.costmodel import FORMATS, KINDS, Calibration, Op, trace_ops, trace_step
+from automl.nn.costmodel import CALIBRATION_VERSION, FORMATS, KINDS, Calibration, Op, trace_ops, trace_step
 
 NATIVE_CANDIDATES = ("fp32", "bf16", "fp16")  # formats torch may run natively; int8/fx16 never train here
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -81,6 +81,7 @@ def timed(fn: Callable[[], object], device: torch.device, windows: int = 3) -> f
     fn()
     _sync(device)
     once = max(_clock() - started, 1e-7)
+    windows = windows if once < WINDOW_S else 1  # a slow kernel (fp16 on most CPUs): one more call is enough
     repeats = max(1, min(200, round(WINDOW_S / once)))
     samples = []
     for _ in range(windows):
@@ -93,10 +94,11 @@ def timed(fn: Callable[[], object], device: torch.device, windows: int = 3) -> f
 
 
 def _layer_step(module: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
-                ) -> tuple[Callable[[], object], Callable[[], object]]:
-    """A forward-and-backward call of ``module`` on inputs of ``shape``: on ``device`` (cycling
-    through COPIES inputs) and on meta (one input, for the trace)."""
-    def make(layer: nn.Module, dev: torch.device, copies: int) -> Callable[[], object]:
+                ) -> tuple[Callable[[], object], Callable[[], object], Callable[[], object]]:
+    """A forward-and-backward call of ``module`` on inputs of ``shape`` and a forward-only one
+    (cycling through COPIES inputs on ``device``), and the forward-and-backward call on meta
+    (one input, for the trace)."""
+    def make(layer: nn.Module, dev: torch.device, copies: int) -> tuple[Callable[[], object], Callable[[], object]]:
         layer = layer.to(device=dev, dtype=dtype)
         if len(shape) == 4:
             layer = layer.to(memory_format=torch.channels_last)
@@ -113,45 +115,93 @@ def _layer_step(module: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, d
             x, grad = next(turn)
             layer.zero_grad(set_to_none=True)
             layer(x).backward(grad)
-        return step
 
-    meta_step = make(copy.deepcopy(module), torch.device("meta"), 1)
-    return make(module, device, COPIES), meta_step
+        def forward() -> None:
+            layer(next(turn)[0])  # the graph is built, as in training, and dropped
+        return step, forward
+
+    step, forward = make(module, device, COPIES)
+    return step, forward, make(copy.deepcopy(module), torch.device("meta"), 1)[0]
 
 
-def _micro_layers() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
-    """One layer per kind, at shapes a mobile candidate on 28x28 inputs has."""
-    return {
-        "conv": (nn.Conv2d(48, 144, 1, bias=False), (BATCH, 48, 14, 14)),
-        "depthwise": (nn.Conv2d(144, 144, 5, padding=2, groups=144, bias=False), (BATCH, 144, 14, 14)),
-        "matmul": (nn.Linear(512, 512), (4 * BATCH, 512)),
-        "elementwise": (nn.Sequential(nn.BatchNorm2d(144), nn.ReLU6()), (BATCH, 144, 14, 14)),
+def _depthwise(channels: int, kernel: int, stride: int) -> nn.Module:
+    return nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels, bias=False)
+
+
+DEPTHWISE_VARIANTS = tuple((k, s) for k in (3, 5, 7) for s in (1, 2))
+
+
+def _micro_layers() -> dict[str, list[tuple[nn.Module, tuple[int, ...]]]]:
+    """Layers per throughput entry, at shapes a mobile candidate on 28x28 has, from an early
+    stage's (few channels, 28x28) to a late one's (many channels, 14x14): a kernel fills its
+    SIMD lanes with channels, so narrow layers run well below wide ones' rate. Depthwise
+    convolutions get one entry per kernel size and stride: their kernels differ by both (a
+    bf16 strided depthwise backward runs several times slower than fp32's on some CPUs)."""
+    layers: dict[str, list[tuple[nn.Module, tuple[int, ...]]]] = {
+        "conv": [(nn.Conv2d(8, 8, 1, bias=False), (BATCH, 8, 28, 28)),
+                 (nn.Conv2d(8, 24, 1, bias=False), (BATCH, 8, 28, 28)),
+                 (nn.Conv2d(24, 72, 1, bias=False), (BATCH, 24, 14, 14)),
+                 (nn.Conv2d(48, 144, 1, bias=False), (BATCH, 48, 14, 14))],
+        "matmul": [(nn.Linear(512, 512), (4 * BATCH, 512))],
+        "elementwise": [(nn.Sequential(nn.BatchNorm2d(8), nn.ReLU6()), (BATCH, 8, 28, 28)),
+                        (nn.Sequential(nn.BatchNorm2d(24), nn.ReLU6()), (BATCH, 24, 28, 28)),
+                        (nn.Sequential(nn.BatchNorm2d(144), nn.ReLU6()), (BATCH, 144, 14, 14))],
     }
+    for kernel, stride in DEPTHWISE_VARIANTS:
+        layers[f"depthwise:k{kernel}s{stride}"] = [(_depthwise(24, kernel, stride), (BATCH, 24, 28, 28)),
+                                                   (_depthwise(96, kernel, stride), (BATCH, 96, 14, 14))]
+    return layers
 
 
-def _throughput(ops: list[Op], kind: str, seconds: float, other: float) -> float:
-    """FLOP/s of ``kind`` given the measured seconds and what the other ops are charged."""
-    flops = sum(op.flops for op in ops if op.kind == kind)
-    return flops / max(seconds - other, 0.05 * seconds)
+def _other_seconds(ops: list[Op], kind: str, phase: str, fmt: str, latency: float, bandwidth: float) -> float:
+    """What the cost model charges the ops of ``phase`` that are not ``kind``'s: each call's
+    latency, and an elementwise op's memory time."""
+    others = [op for op in ops if op.phase == phase and op.kind != kind]
+    return len(others) * latency + sum(op.elements * FORMATS[fmt] / bandwidth for op in others
+                                       if op.kind == "elementwise")
 
 
-def _measure_format(fmt: str, device: torch.device, latency: float, bandwidth: float) -> dict[str, float] | None:
-    """Throughput per kind in ``fmt``, or None where torch has no kernels for it here."""
-    dtype = _DTYPES[fmt]
-    found: dict[str, float] = {}
+def _measure_entry(entry: str, fmt: str, device: torch.device, latency: float, bandwidth: float
+                   ) -> dict[str, list[tuple[float, float, float]]]:
+    """(width, FLOPs, seconds) of one entry's kind per phase (forward, backward, both) and
+    layer: the seconds its own operators took, the other operators' charges taken off."""
+    kind = entry.split(":")[0]
+    found: dict[str, list[tuple[float, float, float]]] = {"forward": [], "backward": [], "both": []}
+    for module, shape in _micro_layers()[entry]:
+        step, forward, meta_step = _layer_step(module, shape, _DTYPES[fmt], device)
+        ops = trace_ops(meta_step)
+        width = max(op.width for op in ops if op.kind == kind)
+        both, ahead = timed(step, device), timed(forward, device)
+        for phase, seconds in (("forward", ahead), ("backward", max(both - ahead, 0.05 * both))):
+            flops = sum(op.flops for op in ops if op.kind == kind and op.phase == phase)
+            own = max(seconds - _other_seconds(ops, kind, phase, fmt, latency, bandwidth), 0.05 * seconds, 1e-9)
+            found[phase].append((width, flops, own))
+        found["both"].append((width, found["forward"][-1][1] + found["backward"][-1][1],
+                              found["forward"][-1][2] + found["backward"][-1][2]))
+    return found
+
+
+def _measure_format(fmt: str, device: torch.device, latency: float, bandwidth: float
+                    ) -> tuple[dict[str, float], dict[str, list[list[float]]]] | None:
+    """FLOP/s per throughput entry in ``fmt`` (``kind``, ``kind:phase``, and for depthwise
+    ``depthwise:k5s2[:phase]``) over all its layers, and (width, FLOP/s) of each layer; None
+    where torch has no kernels for ``fmt`` here."""
+    rates: dict[str, float] = {}
+    by_width: dict[str, list[list[float]]] = {}
+    pooled: dict[str, list[tuple[float, float, float]]] = {}  # depthwise over all its variants: the fallback
     try:
-        for kind in ("elementwise", "conv", "depthwise", "matmul"):
-            module, shape = _micro_layers()[kind]
-            step, meta_step = _layer_step(module, shape, dtype, device)
-            ops = trace_ops(meta_step)
-            seconds = timed(step, device)
-            other = len(ops) * latency + sum(
-                op.elements * FORMATS[fmt] / bandwidth if op.kind == "elementwise" and kind != "elementwise" else 0.0
-                for op in ops)
-            found[kind] = _throughput(ops, kind, seconds, other)
+        for entry in _micro_layers():
+            kind = entry.split(":")[0]
+            for phase, samples in _measure_entry(entry, fmt, device, latency, bandwidth).items():
+                key = entry if phase == "both" else f"{entry}:{phase}"
+                rates[key] = sum(f for _, f, _ in samples) / sum(t for _, _, t in samples)
+                by_width[key] = sorted([width, f / t] for width, f, t in samples)
+                if kind != entry:
+                    pooled.setdefault(kind if phase == "both" else f"{kind}:{phase}", []).extend(samples)
     except (RuntimeError, NotImplementedError):
         return None
-    return found
+    rates.update({key: sum(f for _, f, _ in s) / sum(t for _, _, t in s) for key, s in pooled.items()})
+    return rates, by_width
 
 
 def _op_latency(device: torch.device) -> float:
@@ -224,20 +274,29 @@ def calibrate(device: torch.device | str = "cpu", clock: str = "wall") -> Calibr
 def _calibrate(device: torch.device, clock: str) -> Calibration:
     latency = _op_latency(device)
     bandwidth = _bandwidth(device, latency)
-    throughput: dict[str, dict[str, float]] = {kind: {} for kind in KINDS}
+    throughput: dict[str, dict[str, float]] = {}
+    by_width: dict[str, dict[str, list[list[float]]]] = {}
     source: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
     for fmt in NATIVE_CANDIDATES:
         found = _measure_format(fmt, device, latency, bandwidth)
+        if found is None:
+            continue
+        for key, value in found[0].items():
+            throughput.setdefault(key, {})[fmt] = value
+        for key, points in found[1].items():
+            by_width.setdefault(key, {})[fmt] = points
         for kind in KINDS:
-            if found is not None:
-                throughput[kind][fmt], source[kind][fmt] = found[kind], "measured"
+            source[kind][fmt] = "measured"
     for fmt, size in FORMATS.items():
+        for key, rates in throughput.items():
+            if fmt not in rates:  # no kernel here: fp32's lanes, 4 / bytes as many of them
+                rates[fmt] = rates["fp32"] * 4 / size
+                if key in by_width:
+                    by_width[key][fmt] = [[w, r * 4 / size] for w, r in by_width[key]["fp32"]]
         for kind in KINDS:
-            if fmt not in throughput[kind]:  # no kernel here: fp32's lanes, 4 / bytes as many of them
-                throughput[kind][fmt] = throughput[kind]["fp32"] * 4 / size
-                source[kind][fmt] = "modelled" if fmt == "fx16" else "scaled"
+            source[kind].setdefault(fmt, "modelled" if fmt == "fx16" else "scaled")
     return Calibration(str(device), torch.get_num_threads(), throughput, bandwidth, latency,
-                       _step_overhead(device, latency), source, device_key(device, clock), clock)
+                       _step_overhead(device, latency), source, device_key(device, clock), clock, by_width)
 
 
 def load_calibration(device: torch.device | str = "cpu", clock: str = "wall") -> Calibration | None:
@@ -251,7 +310,9 @@ def load_calibration(device: torch.device | str = "cpu", clock: str = "wall") ->
         raise AutomlError(f"cannot read the cost-model cache {str(path)!r}: {error}; delete it and "
                           f"run `automl costmodel --calibrate`") from None
     entry = entries.get(device_key(torch.device(device), clock))
-    return Calibration.from_json(entry) if entry else None
+    if not entry or entry.get("version", 1) < CALIBRATION_VERSION:  # none, or measured by older benchmarks
+        return None
+    return Calibration.from_json(entry)
 
 
 def save_calibration(calibration: Calibration) -> Path:

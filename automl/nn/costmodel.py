@@ -7,13 +7,17 @@ the optimizer's update - is traced once on the ``meta`` device (shapes only, no 
 classified by kind (dense convolution, depthwise convolution, matrix product, elementwise)
 and charged, per number format ``f``::
 
-    t_op      = max(FLOPs_op / P[kind, f],  elements_op x bytes(f) / B)  +  L
+    t_op      = max(FLOPs_op / P[kind, phase, f],  elements_op x bytes(f) / B)  +  L
     t_step    = sum over ops of t_op  +  S
     t_epoch   = steps x t_step
 
-``P`` is the machine's throughput for that kind and format, ``B`` its memory bandwidth, ``L``
-the fixed cost of dispatching one operator and ``S`` the per-step cost outside the operators
-(batching, the schedule, the Python loop); all four come from :mod:`automl.nn.calibrate`.
+``P`` is the machine's throughput for that kind, phase (forward or backward) and format -
+for a depthwise convolution also for its kernel size and stride, which pick different kernels
+(in bf16 on a CPU a strided depthwise backward can run ten times slower than fp32's) - ``B``
+its memory bandwidth, ``L`` the fixed cost of dispatching one operator and ``S`` the per-step
+cost outside the operators (batching, the schedule, the Python loop); all come from
+:mod:`automl.nn.calibrate`. An operator without an entry of its own (a depthwise kernel size
+not calibrated, the optimizer's update) takes the next coarser one (kind and phase, then kind).
 FLOPs of convolutions and matrix products follow ``torch.utils.flop_counter`` (2 per
 multiply-add, backward included); an elementwise operator counts one FLOP per output element.
 ``elements_op`` are the elements of every tensor the operator reads or writes; views move
@@ -23,11 +27,13 @@ nothing and are skipped.
 from __future__ import annotations
 
 import copy
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +43,7 @@ from torch.utils.module_tracker import ModuleTracker
 
 from automl.core.errors import AutomlError
 
+CALIBRATION_VERSION = 2  # 2: throughput per phase, depthwise kernel and stride, and channel width
 FORMATS: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fx16": 2}  # bytes per element
 KINDS = ("conv", "depthwise", "matmul", "elementwise")
 PHASES = ("forward", "backward", "optimizer")
@@ -53,6 +60,15 @@ class Op:
     phase: str
     flops: float
     elements: float  # elements read and written
+    name: str = ""  # the aten operator (convolution, native_batch_norm_backward, add_, ...)
+    variant: str = ""  # a depthwise convolution's kernel size and stride ("k5s2"): they pick its kernel
+    width: float = 0.0  # channels the SIMD lanes run over (a convolution's, a 4-d tensor's); 0: unknown
+
+    def rate_keys(self) -> tuple[str, ...]:
+        """Throughput entries that may price this operator, most specific first: a depthwise
+        convolution by kernel, stride and phase, any other by kind and phase, then the kind."""
+        keys = (f"{self.kind}:{self.variant}:{self.phase}",) if self.variant else ()
+        return (*keys, f"{self.kind}:{self.phase}", self.kind)
 
 
 @dataclass
@@ -67,13 +83,16 @@ class Calibration:
 
     device: str
     threads: int
-    throughput: dict[str, dict[str, float]]  # kind -> format -> FLOP/s
+    throughput: dict[str, dict[str, float]]  # kind, kind:phase or depthwise:k5s2:phase -> format -> FLOP/s
     bandwidth: float  # bytes/s
     op_latency: float  # s per operator
     step_overhead: float  # s per training step outside the operators
     source: dict[str, dict[str, str]] = field(default_factory=dict)
     machine: str = ""
     clock: str = "wall"  # or "cpu": timed in process CPU time (a shared machine's honest clock)
+    # entry -> format -> [[width, FLOP/s], ...] of the calibration layers, narrow to wide
+    by_width: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+    version: int = 2  # of the micro-benchmarks: a cached calibration of an older version is measured again
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +110,29 @@ def check_formats(names: list[str]) -> list[str]:
     if not names:
         raise AutomlError(f"no number format given (known: {', '.join(FORMATS)})")
     return names
+
+
+def conv_variant(name: str, args: tuple) -> str:
+    """``k{kernel}s{stride}`` of a depthwise convolution (forward or backward), else ''."""
+    if name not in _CONVS or op_kind(name, args) != "depthwise":
+        return ""
+    weight, stride = (args[2], args[4]) if name == "convolution_backward" else (args[1], args[3])
+    kernel = max(weight.shape[2:]) if weight.dim() > 2 else 1
+    return f"k{int(kernel)}s{int(max(stride)) if isinstance(stride, (list, tuple)) else int(stride)}"
+
+
+def op_width(name: str, kind: str, args: tuple, outputs: list[torch.Tensor]) -> float:
+    """Channels an operator's inner loop runs over: a depthwise convolution's channels, the
+    geometric mean of a dense convolution's input and output channels, a 4-d output's
+    channels for anything else; 0 where there is no such thing (matrix products, 2-d tensors)."""
+    if name in _CONVS:
+        data, weight = (args[1], args[2]) if name == "convolution_backward" else (args[0], args[1])
+        if kind == "depthwise":
+            return float(weight.shape[0])
+        return math.sqrt(float(data.shape[1]) * float(weight.shape[0]))
+    if kind == "elementwise" and outputs and outputs[0].dim() == 4:
+        return float(outputs[0].shape[1])
+    return 0.0
 
 
 def op_kind(name: str, args: tuple) -> str:
@@ -151,7 +193,8 @@ class _Recorder(TorchDispatchMode):
         else:
             flops = float(sum(t.numel() for t in outputs))
         elements = float(sum(t.numel() for t in _tensors(args) + _tensors(list(kwargs.values())) + outputs))
-        self.ops.append(Op(self._layer(), kind, self._phase(), flops, elements))
+        self.ops.append(Op(self._layer(), kind, self._phase(), flops, elements, name, conv_variant(name, args),
+                           op_width(name, kind, args, outputs)))
         return out
 
     def _phase(self) -> str:
@@ -205,9 +248,50 @@ def trace_step(model: nn.Module, input_shape: tuple[int, ...], batch_size: int,
     return recorder.ops
 
 
+def trace_forward(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> list[Op]:
+    """The operators of one evaluation batch (eval mode, no gradients), traced on meta."""
+    meta = copy.deepcopy(model).to(device="meta").eval()
+    inputs = torch.empty((batch_size, *input_shape), device="meta")
+    if inputs.dim() == 4:
+        meta = meta.to(memory_format=torch.channels_last)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        return trace_ops(lambda: meta(inputs).argmax(dim=1))
+
+
+def evaluation_seconds(model: nn.Module, input_shape: tuple[int, ...], samples: int, batch_size: int,
+                       calibration: Calibration, fmt: str = "fp32") -> float:
+    """Predicted seconds of the validation pass over ``samples`` images (what a trial spends
+    after training: eval-mode forward batches of ``batch_size``, the last one partial)."""
+    if samples <= 0:
+        return 0.0
+    full, rest = divmod(samples, batch_size)
+    seconds = 0.0
+    for size, count in ((batch_size, full), (rest, 1 if rest else 0)):
+        if count:
+            ops = trace_forward(model, input_shape, size)
+            seconds += count * (sum(op_seconds(op, fmt, calibration)[0] for op in ops) + calibration.op_latency)
+    return seconds
+
+
+def rate(calibration: Calibration, op: Op, fmt: str) -> float:
+    """FLOP/s of ``op`` in ``fmt`` from the most specific entry the calibration holds for it:
+    where the entry was measured at several widths, interpolated at the op's width (in log
+    width, held flat beyond the ends), else the entry's rate over all its layers."""
+    for key in op.rate_keys():
+        found = calibration.throughput.get(key, {}).get(fmt)
+        if found:
+            points = calibration.by_width.get(key, {}).get(fmt)
+            if points and op.width > 0 and op.phase != "optimizer":  # updates: parameters, not activations
+                widths = [math.log(w) for w, _ in points]
+                return float(np.interp(math.log(op.width), widths, [r for _, r in points]))
+            return found
+    raise AutomlError(f"the calibration of {calibration.device} has no throughput for {op.kind} in {fmt}")
+
+
 def op_seconds(op: Op, fmt: str, calibration: Calibration) -> tuple[float, bool]:
     """Roofline time of one operator in ``fmt`` and whether memory, not compute, bounds it."""
-    compute = op.flops / calibration.throughput[op.kind][fmt]
+    compute = op.flops / rate(calibration, op, fmt)
     memory = op.elements * FORMATS[fmt] / calibration.bandwidth
     return max(compute, memory) + calibration.op_latency, memory > compute
 

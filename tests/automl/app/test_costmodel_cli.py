@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,16 +62,25 @@ def test_placement_reports_three_strategies(capsys):
 
 
 def test_search_dry_run_predicts_without_training_or_storing(capsys, in_tmp):
-    code, out, _ = run(capsys, "search", "--dry-run", "--json", "--population", "4", "--budget", "8",
-                       "--max-flops", "5M")
+    code, out, _ = run(capsys, "search", "--dry-run", "--json", "--population", "2", "--budget", "4",
+                       "--max-flops", "20M")
     assert code == 0
     prediction = json.loads(out)
-    assert prediction["evaluations"] == 8 and prediction["predicted_seconds"] > 0
-    assert prediction["mean_child_training_s"] < prediction["mean_scratch_training_s"]  # warm starts train less
+    assert prediction["evaluations"] == 4 and len(prediction["trials"]) == 4
+    assert prediction["predicted_seconds"] == pytest.approx(
+        prediction["fixed_s"] + prediction["training_s"] + prediction["evaluation_s"])
+    assert prediction["fixed_s"] > 0 and prediction["evaluation_s"] > 0
+    assert prediction["warm_started"] + prediction["from_scratch"] == 4
+    for trial in prediction["trials"]:  # the engine decided: warm-started children train 0.3 epochs
+        assert trial["epochs"] == (0.3 if trial["warm_start"] else 1.0)
+        assert trial["generation"] > 0 or not trial["warm_start"]
     assert not Path("studies").exists()
-    code, out, _ = run(capsys, "search", "--dry-run", "--population", "4", "--budget", "8",
+    code, out, _ = run(capsys, "search", "--dry-run", "--population", "2", "--budget", "2", "--max-flops", "20M",
                        "--accelerate", "subset:fraction=0.5,sparsegrad")
     assert code == 0 and "predicted wall-clock" in out and "sparsegrad" in out
+    code, out, _ = run(capsys, "search", "--dry-run", "--population", "2", "--budget", "2", "--max-flops", "20M",
+                       "--workers", "2")
+    assert code == 0 and "--workers/--ray not modelled" in out
 
 
 def test_costmodel_of_a_study_trial_uses_the_studys_data_and_batch_size(capsys, in_tmp):
@@ -92,3 +102,8 @@ def test_costmodel_of_a_study_trial_uses_the_studys_data_and_batch_size(capsys, 
     assert result["formats"]["fp32"]["batch_size"] == 32
     code, _, err = run(capsys, "costmodel", "--study", "costed", "--trial", "7")
     assert code == 2 and "trial 7" in err
+
+
+def test_bench_dryrun_refuses_an_unknown_clock_in_one_line(capsys):
+    code, _, err = run(capsys, "bench", "dryrun", "--clock", "sundial")
+    assert code == 2 and "--clock" in err and len(err.strip().splitlines()) == 1

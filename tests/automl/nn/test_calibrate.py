@@ -43,3 +43,12 @@ def test_a_damaged_cache_is_a_user_error(tmp_path, monkeypatch):
     cache_path().write_text("{not json")
     with pytest.raises(AutomlError, match="--calibrate"):
         load_calibration("cpu")
+
+
+def test_a_calibration_cached_by_older_micro_benchmarks_is_measured_again(tmp_path, monkeypatch, cost_calibration):
+    monkeypatch.setenv("AUTOML_CACHE_DIR", str(tmp_path))
+    old = {**cost_calibration.to_json(), "version": 1}
+    cache_path().write_text(json.dumps({cost_calibration.machine: old}))
+    assert load_calibration("cpu") is None
+    save_calibration(cost_calibration)
+    assert load_calibration("cpu") == cost_calibration

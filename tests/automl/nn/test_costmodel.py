@@ -95,3 +95,29 @@ def test_unknown_formats_are_user_errors():
     assert check_formats(["fp32", "fx16"]) == ["fp32", "fx16"]
     with pytest.raises(AutomlError, match="fp64"):
         check_formats(["fp64"])
+
+
+def test_depthwise_operators_carry_kernel_stride_and_width():
+    model = nn.Sequential(nn.Conv2d(8, 8, 5, 2, 2, groups=8), nn.Conv2d(8, 32, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    ops = trace_step(model, (8, 12, 12), batch_size=2)
+    depthwise = [op for op in ops if op.kind == "depthwise"]
+    assert {op.phase for op in depthwise} == {"forward", "backward"}
+    assert all(op.variant == "k5s2" and op.width == 8 for op in depthwise)
+    dense = [op for op in ops if op.kind == "conv"]
+    assert dense and all(op.variant == "" and op.width == pytest.approx(16.0) for op in dense)  # sqrt(8 x 32)
+    assert depthwise[0].rate_keys() == ("depthwise:k5s2:forward", "depthwise:forward", "depthwise")
+
+
+def test_the_most_specific_calibrated_entry_prices_an_operator_interpolated_by_width():
+    calibration = _calibration()
+    calibration.throughput["depthwise:k5s2:backward"] = {"fp32": 1e8}
+    calibration.throughput["conv:forward"] = {"fp32": 3e9}
+    calibration.by_width["conv:forward"] = {"fp32": [[10.0, 1e9], [100.0, 3e9]]}
+    strided = Op("a", "depthwise", "backward", flops=1e8, elements=1, variant="k5s2", width=24)
+    other = Op("a", "depthwise", "backward", flops=1e8, elements=1, variant="k3s1", width=24)
+    assert op_seconds(strided, "fp32", calibration)[0] == pytest.approx(1.0 + 1e-6)  # its own entry
+    assert op_seconds(other, "fp32", calibration)[0] == pytest.approx(0.1 + 1e-6)  # none: the kind's
+    narrow, wide, middle = (Op("c", "conv", "forward", flops=1e9, elements=1, width=w) for w in (5.0, 1000.0, 10 ** 1.5))
+    assert op_seconds(narrow, "fp32", calibration)[0] == pytest.approx(1.0 + 1e-6)  # held flat beyond the ends
+    assert op_seconds(wide, "fp32", calibration)[0] == pytest.approx(1 / 3 + 1e-6)
+    assert op_seconds(middle, "fp32", calibration)[0] == pytest.approx(1 / 2 + 1e-6)  # halfway in log width
