@@ -53,7 +53,7 @@ def _start(role: str, folder: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
+def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 600) -> None:  # a hang guard, not a timing
     deadline = time.time() + seconds
     while not path.exists():
         assert process.poll() is None, process.communicate()[0]
