@@ -111,7 +111,7 @@ def test_train_under_torchrun_records_once_from_rank_0(tiny_study):
     assert len(StudyStore.open("tiny", url).study.trials) == before + 1
 
 
-@pytest.mark.parametrize("command", [["train", "--help"], ["export", "--help"], ["bench", "ddp", "--help"]])
+@pytest.mark.parametrize("command", [["train", "--help"], ["export", "--help"], ["bench", "scale", "--help"]])
 def test_help_of_the_ddp_commands_imports_no_torch(command):
     root = Path(__file__).resolve().parents[3]
     probe = ("import runpy, sys\n"
@@ -119,5 +119,5 @@ def test_help_of_the_ddp_commands_imports_no_torch(command):
              "try:\n    runpy.run_path('cli.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
              "print('HEAVY', sorted(m for m in ('torch', 'optuna') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=600)
-    assert "--nproc" in done.stdout or "--processes" in done.stdout, done.stdout + done.stderr
+    assert "--nproc" in done.stdout or "--ddp-processes" in done.stdout, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1] == "HEAVY []", done.stderr[-2000:]
