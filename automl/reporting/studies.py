@@ -64,16 +64,16 @@ def list_studies(storage: str | None = None, directory: Path = STUDY_DIR) -> lis
         for path in study_files(directory):
             url = default_storage(path.stem, directory)
             places += [(url, s.study_name) for s in _summaries(url)]
-    rows = []
-    for order, (url, name) in enumerate(places):
+    rows, starts = [], []
+    for url, name in places:
         store = StudyStore.open(name, url)
         trials = store.trials()
         started = min((t.datetime_start for t in trials if t.datetime_start is not None), default=None)
         rows.append({"study": name, "storage": url, "trials": len(trials),
                      "complete": sum(t.state.name == "COMPLETE" for t in trials), "front": len(store.pareto()),
                      "space": store.settings.get("space"), "dataset": store.settings.get("dataset"),
-                     "started": started.isoformat(sep=" ", timespec="seconds") if started else None,
-                     "_order": (started or datetime.min, order)})
-    # by when each study started, as newest_study decides (file times move when SQLite checkpoints)
-    rows.sort(key=lambda row: row.pop("_order"))
-    return rows
+                     "started": started.isoformat(sep=" ", timespec="seconds") if started else None})
+        starts.append(started or datetime.min)
+    # by when each study started, as newest_study decides (file times move when SQLite checkpoints);
+    # sorted() is stable, so studies that started together keep the order they were found in
+    return [rows[i] for i in sorted(range(len(rows)), key=starts.__getitem__)]
