@@ -52,6 +52,9 @@ MAX_WASTED_PROPOSALS = 20  # per budget unit, for samplers that keep proposing k
 Evaluate = Callable[[Genome], "Evaluation | Mapping[str, float]"]
 
 
+TIME_SPENT = "not evaluated: the time budget was spent"  # why a trial asked too late is FAILED
+
+
 class _TimeUp(Exception):
     """Raised before a new evaluation once the search's wall-clock budget is spent."""
 
@@ -296,10 +299,10 @@ class Search:
     def claim_all(self, proposals: Sequence[Proposal]) -> list[tuple[Any, list[int]] | None]:
         """:meth:`claim` for several proposals: every trial is opened first, then the study is
         read once to settle them all (one read instead of one per claim)."""
-        if self.time_budget is not None and time.perf_counter() - self._started >= self.time_budget:
+        if self._time_is_up():
             for proposal in proposals[1:]:
                 if proposal.trial is not None:
-                    self.store.fail(proposal.trial, "not evaluated: the time budget was spent", retry=True)
+                    self.store.fail(proposal.trial, TIME_SPENT, retry=True)
             self._check_time(proposals[0].trial)
         opened = []
         for proposal in proposals:
@@ -406,10 +409,13 @@ class Search:
     def _check_time(self, trial=None) -> None:
         """Raise _TimeUp once the wall-clock budget is spent (a trial already asked is failed,
         retryable, so a resumed search evaluates its genome)."""
-        if self.time_budget is not None and time.perf_counter() - self._started >= self.time_budget:
+        if self._time_is_up():
             if trial is not None:
-                self.store.fail(trial, "not evaluated: the time budget was spent", retry=True)
+                self.store.fail(trial, TIME_SPENT, retry=True)
             raise _TimeUp
+
+    def _time_is_up(self) -> bool:
+        return self.time_budget is not None and time.perf_counter() - self._started >= self.time_budget
 
     def _checked_values(self, values: Mapping[str, float]) -> dict[str, float]:
         checked = {}
