@@ -1,5 +1,6 @@
 """``automl bench costmodel``: the cost model's predicted seconds against the trainer's measured
-ones, over mobile candidates spread over the FLOPs range, per number format run natively here.
+ones, over candidates of one search space spread over its FLOPs range, per number format run
+natively here.
 
 Why: a prediction is worth what its error is. Each candidate is trained by the real trainer
 (the seconds a trial records: the steps plus BatchNorm re-estimation, never evaluation) and
@@ -20,14 +21,16 @@ import numpy as np
 import torch
 
 import search_spaces
+from automl.core.errors import AutomlError
 from automl.data import Dataset, Split, batches_per_epoch, load_dataset
-from automl.experiments.candidates import stratified, warm_up
+from automl.experiments.candidates import FlopsCost, stratified, warm_up
 from automl.nn.calibrate import calibration_for
 from automl.nn.costmodel import predict_training
 from automl.nn.flops import count_flops
 from automl.train.loop import TrainConfig, train
 
 TARGET_MEDIAN_ERROR = 0.15
+RANGE = 20  # default FLOPs range of the candidates: smallest to 20x smallest, as a search's front spans
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -39,6 +42,18 @@ def in_format(data: Dataset, fmt: str) -> Dataset:
     return replace(data, train=cast(data.train), val=cast(data.val), test=cast(data.test))
 
 
+def flops_limit(space, cost: Callable[[Any], float], max_flops: float | None) -> float:
+    """The FLOPs limit of the candidates: ``max_flops``, or ``RANGE`` times the space's smallest
+    genome (mobile: 1.1-23 MFLOPs); a limit with no room above the smallest is the user's mistake."""
+    smallest = cost(space.decode(np.zeros(len(space.genes()), dtype=int)))
+    if max_flops is None:
+        return RANGE * smallest
+    if max_flops < 2 * smallest:
+        raise AutomlError(f"--max-flops {max_flops / 1e6:g}M leaves no range: {space.name}'s smallest candidate "
+                          f"has {smallest / 1e6:.1f} MFLOPs (give at least twice that)")
+    return max_flops
+
+
 def relative_errors(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Median and worst absolute relative error of predicted against measured seconds."""
     errors = [abs(r["predicted_s"] - r["measured_s"]) / r["measured_s"] for r in rows]
@@ -47,38 +62,35 @@ def relative_errors(rows: list[dict[str, Any]]) -> dict[str, float]:
             "mean_signed_error": statistics.fmean(signed)}
 
 
-def bench_costmodel(candidates: int = 16, epochs: float = 1.0, max_flops: float | None = 20e6, seed: int = 0,
+def bench_costmodel(candidates: int = 16, epochs: float = 1.0, max_flops: float | None = None, seed: int = 0,
                     formats: tuple[str, ...] = ("fp32", "bf16"), device: str = "cpu", threads: int | None = None,
-                    clock: str = "wall",
+                    clock: str = "wall", space_name: str = "mobile",
                     progress: Callable[[str, int, int, dict], None] | None = None) -> dict[str, Any]:
     """Predict, then train, each candidate in each format; errors per format.
 
     ``clock="cpu"`` (one torch thread) compares process CPU time of the training steps with a
     calibration timed the same way: on a machine other work shares, the wall-clock of a run
     is mostly time spent waiting for a core, which no cost model of the run can predict.
+    ``max_flops`` defaults to ``RANGE`` times the space's smallest candidate.
     """
     device_ = torch.device(device)
     if clock == "cpu":
         threads = 1  # process CPU time counts every thread: one thread keeps it equal to the run's time
     if threads is not None:
         torch.set_num_threads(threads)
-    space = search_spaces.get("mobile")
+    space = search_spaces.get(space_name)
     data = load_dataset()
+    cost = FlopsCost(space, data)
+    max_flops = flops_limit(space, cost, max_flops)
     calibration = calibration_for(device_, refresh=True, clock=clock)  # measured under the same load as the runs
     rng = np.random.default_rng(seed)
-    costs: dict = {}
-
-    def cost(genome) -> float:
-        if genome not in costs:
-            costs[genome] = count_flops(space.build(genome, data.input_shape, data.num_classes), data.input_shape)
-        return costs[genome]
-
     genomes = stratified(space, rng, candidates, max_flops, cost)
     config = TrainConfig(epochs=epochs)
     steps = max(1, round(epochs * batches_per_epoch(data.train, config.batch_size)))
     warm_up(space, data, genomes[0], min(epochs, 0.25), seed)
-    result: dict[str, Any] = {"candidates": candidates, "epochs": epochs, "steps": steps, "device": str(device_), "threads": torch.get_num_threads(), "clock": clock,
-                              "calibration": calibration.to_json(), "formats": {}}
+    result: dict[str, Any] = {"space": space_name, "candidates": candidates, "epochs": epochs, "steps": steps,
+                              "max_flops": max_flops, "device": str(device_), "threads": torch.get_num_threads(),
+                              "clock": clock, "calibration": calibration.to_json(), "formats": {}}
     for fmt in formats:
         rows = _run_format(space, genomes, data, config, steps, calibration, fmt, device_, seed, progress, clock)
         result["formats"][fmt] = {"rows": rows, **(relative_errors(rows) if rows else {})}
@@ -147,7 +159,7 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
     clock = "CPU" if result.get("clock") == "cpu" else "wall-clock"
     ax.set_xlabel(f"measured training seconds ({clock})")
     ax.set_ylabel(f"predicted training seconds ({clock})")
-    ax.set_title(f"cost model, {result['candidates']} mobile candidates, {result['epochs']:g} epoch(s)")
+    ax.set_title(f"cost model, {result['candidates']} {result.get('space', 'mobile')} candidates, {result['epochs']:g} epoch(s)")
     ax.legend(fontsize=8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

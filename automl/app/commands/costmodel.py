@@ -292,9 +292,11 @@ def _print_placement(target: Target, result: dict[str, Any]) -> None:
 
 
 def bench_costmodel(
-    candidates: int = typer.Option(16, min=2, help="Mobile candidates (spread over the FLOPs range)."),
+    space: str = typer.Option("mobile", help="Search space whose candidates are predicted and trained."),
+    candidates: int = typer.Option(16, min=2, help="Candidates (spread over the space's FLOPs range)."),
     epochs: float = typer.Option(1.0, min=0.05, help="Epochs per candidate."),
-    max_flops: Optional[str] = typer.Option("20M", help="Candidates up to this many FLOPs."),
+    max_flops: Optional[str] = typer.Option(None, help="Candidates up to this many FLOPs. "
+                                                       "(default: 20 times the space's smallest candidate)"),
     formats: str = typer.Option("fp32,bf16", help="Formats to train natively and compare (fp32, bf16, fp16)."),
     device: str = typer.Option("cpu", help="auto, cpu or cuda[:N]."),
     seed: int = typer.Option(0, help="Seed of the candidates."),
@@ -324,7 +326,7 @@ def bench_costmodel(
 
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
     result = run(candidates=candidates, epochs=epochs, max_flops=limit, seed=seed, formats=tuple(names),
-                 device=str(pick_device(device)), threads=threads, clock=clock, progress=tick)
+                 device=str(pick_device(device)), threads=threads, clock=clock, space_name=space, progress=tick)
     if png is not None:
         plot(result, png)
     if out_file is not None:

@@ -121,3 +121,16 @@ def test_the_most_specific_calibrated_entry_prices_an_operator_interpolated_by_w
     assert op_seconds(narrow, "fp32", calibration)[0] == pytest.approx(1.0 + 1e-6)  # held flat beyond the ends
     assert op_seconds(wide, "fp32", calibration)[0] == pytest.approx(1 / 3 + 1e-6)
     assert op_seconds(middle, "fp32", calibration)[0] == pytest.approx(1 / 2 + 1e-6)  # halfway in log width
+
+
+@pytest.mark.parametrize("space_name", search_spaces.names())
+def test_every_registered_space_is_traced_whole_and_priced(cost_calibration, space_name):
+    import numpy as np
+
+    space = search_spaces.get(space_name)
+    model = space.build(space.decode(np.zeros(len(space.genes()), dtype=int)), (1, 28, 28), 10)
+    ops = trace_step(model, (1, 28, 28), batch_size=2)
+    heavy_forward = sum(op.flops for op in ops if op.phase == "forward" and op.kind != "elementwise")
+    assert heavy_forward == pytest.approx(2 * count_flops(model, (1, 28, 28)), rel=1e-9)
+    assert {op.phase for op in ops} >= {"forward", "backward", "optimizer"}
+    assert step_cost(ops, cost_calibration, "fp32", batch_size=2).step_seconds > 0
