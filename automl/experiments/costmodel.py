@@ -65,8 +65,10 @@ def relative_errors(rows: list[dict[str, Any]]) -> dict[str, float]:
 def bench_costmodel(candidates: int = 16, epochs: float = 1.0, max_flops: float | None = None, seed: int = 0,
                     formats: tuple[str, ...] = ("fp32", "bf16"), device: str = "cpu", threads: int | None = None,
                     clock: str = "wall", space_name: str = "mobile",
-                    progress: Callable[[str, int, int, dict], None] | None = None) -> dict[str, Any]:
-    """Predict, then train, each candidate in each format; errors per format.
+                    progress: Callable[[str, int, int, dict], None] | None = None,
+                    stage: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """Predict, then train, each candidate in each format; errors per format. ``stage`` hears
+    a line before each of the minutes-long steps that precede the first candidate's row.
 
     ``clock="cpu"`` (one torch thread) compares process CPU time of the training steps with a
     calibration timed the same way: on a machine other work shares, the wall-clock of a run
@@ -82,11 +84,14 @@ def bench_costmodel(candidates: int = 16, epochs: float = 1.0, max_flops: float 
     data = load_dataset()
     cost = FlopsCost(space, data)
     max_flops = flops_limit(space, cost, max_flops)
+    stage(f"calibrating the cost model on {device_} ({clock} clock)")
     calibration = calibration_for(device_, refresh=True, clock=clock)  # measured under the same load as the runs
     rng = np.random.default_rng(seed)
+    stage(f"sampling {candidates} {space_name} candidates up to {max_flops / 1e6:.0f} MFLOPs")
     genomes = stratified(space, rng, candidates, max_flops, cost)
     config = TrainConfig(epochs=epochs)
     steps = max(1, round(epochs * batches_per_epoch(data.train, config.batch_size)))
+    stage("warm-up run (untimed)")
     warm_up(space, data, genomes[0], min(epochs, 0.25), seed)
     result: dict[str, Any] = {"space": space_name, "candidates": candidates, "epochs": epochs, "steps": steps,
                               "max_flops": max_flops, "device": str(device_), "threads": torch.get_num_threads(),

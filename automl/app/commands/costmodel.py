@@ -326,7 +326,8 @@ def bench_costmodel(
 
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
     result = run(candidates=candidates, epochs=epochs, max_flops=limit, seed=seed, formats=tuple(names),
-                 device=str(pick_device(device)), threads=threads, clock=clock, space_name=space, progress=tick)
+                 device=str(pick_device(device)), threads=threads, clock=clock, space_name=space, progress=tick,
+                 stage=err.print)
     if png is not None:
         plot(result, png)
     if out_file is not None:
