@@ -19,7 +19,7 @@ from automl.core.evaluation import Evaluation, EvaluationContext
 from automl.engine.search import candidate_seed
 from automl.core.attrs import SCRATCH_REASON, TRANSFORMS, WARM_START_FROM
 from automl.core.errors import CandidateFailed, CannotInherit, StudyError
-from automl.nn.flops import count_flops, count_params, training_flops
+from automl.nn.flops import count_flops, model_cost, training_flops
 from automl.nn.calibrate import calibration_for
 from automl.nn.costmodel import predict_training
 from automl.data import batches_per_epoch
@@ -89,8 +89,7 @@ class CNNEvaluator:
         return self._cost(genome)
 
     def _measure_cost(self, genome: Genome) -> tuple[int, int]:
-        model = self.build(genome)
-        return count_flops(model, self.data.input_shape), count_params(model)
+        return model_cost(lambda: self.build(genome), self.data.input_shape)
 
     def violation(self, max_flops: float | None, max_params: float | None) -> Callable[[Genome], float] | None:
         """Relative amount by which a genome exceeds the limits (0 when feasible)."""

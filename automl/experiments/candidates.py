@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from automl.data.datasets import Dataset
-from automl.nn.flops import count_flops
+from automl.nn.flops import model_cost
 from automl.train.loop import TrainConfig, train
 
 
@@ -22,8 +22,8 @@ class FlopsCost:
 
     def __call__(self, genome: Any) -> float:
         if genome not in self._known:
-            model = self.space.build(genome, self.data.input_shape, self.data.num_classes)
-            self._known[genome] = float(count_flops(model, self.data.input_shape))
+            build = lambda: self.space.build(genome, self.data.input_shape, self.data.num_classes)  # noqa: E731
+            self._known[genome] = float(model_cost(build, self.data.input_shape)[0])
         return self._known[genome]
 
 

@@ -43,3 +43,34 @@ def test_totals_equal_flop_counter_mode_on_sampled_architectures():
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(torch.zeros(1, *shape))
         assert count_flops(model, shape) == counter.get_total_flops()
+
+
+@pytest.mark.parametrize("space_name", ["mobile", "dvolver", "resnet"])
+def test_a_model_built_on_the_meta_device_costs_what_the_real_one_does(space_name):
+    import numpy as np
+
+    import search_spaces
+    from automl.nn.flops import model_cost
+
+    space = search_spaces.get(space_name)
+    for genome in (space.decode(np.zeros(len(space.genes()), dtype=int)), space.sample(np.random.default_rng(1))):
+        build = lambda: space.build(genome, (1, 28, 28), 10)  # noqa: E731
+        real = build()
+        assert model_cost(build, (1, 28, 28)) == (count_flops(real, (1, 28, 28)), count_params(real))
+
+
+def test_a_model_that_needs_real_data_is_counted_for_real():
+    from automl.nn.flops import model_cost
+
+    class DataDependent(torch.nn.Module):  # reads a value when run: meta tensors have none
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, 3)
+
+        def forward(self, x):
+            return self.conv(x) * float(self.conv.weight.abs().sum() > -1)
+
+    with torch.device("meta"), pytest.raises(Exception):
+        count_flops(DataDependent(), (1, 8, 8))  # the meta build cannot count it...
+    built = DataDependent()
+    assert model_cost(lambda: DataDependent(), (1, 8, 8)) == (count_flops(built, (1, 8, 8)), count_params(built))  # ...the real one does
