@@ -132,16 +132,24 @@ DEPTHWISE_VARIANTS = tuple((k, s) for k in (3, 5, 7) for s in (1, 2))
 
 
 def _micro_layers() -> dict[str, list[tuple[nn.Module, tuple[int, ...]]]]:
-    """Layers per throughput entry, at shapes a mobile candidate on 28x28 has, from an early
-    stage's (few channels, 28x28) to a late one's (many channels, 14x14): a kernel fills its
-    SIMD lanes with channels, so narrow layers run well below wide ones' rate. Depthwise
-    convolutions get one entry per kernel size and stride: their kernels differ by both (a
-    bf16 strided depthwise backward runs several times slower than fp32's on some CPUs)."""
+    """Layers per throughput entry, at shapes candidates on 28x28 have, from an early stage's
+    (few channels, 28x28) to a late one's (many channels, 7x7 or 14x14): a kernel fills its SIMD
+    lanes with channels, so narrow layers run well below wide ones' rate. Convolutions get one
+    entry per kernel size and stride: their kernels differ by both (a 3x3 dense convolution
+    reuses each loaded value 9 times; a bf16 strided depthwise backward runs several times
+    slower than fp32's on some CPUs); other sizes take the kind's rate over all entries."""
     layers: dict[str, list[tuple[nn.Module, tuple[int, ...]]]] = {
-        "conv": [(nn.Conv2d(8, 8, 1, bias=False), (BATCH, 8, 28, 28)),
-                 (nn.Conv2d(8, 24, 1, bias=False), (BATCH, 8, 28, 28)),
-                 (nn.Conv2d(24, 72, 1, bias=False), (BATCH, 24, 14, 14)),
-                 (nn.Conv2d(48, 144, 1, bias=False), (BATCH, 48, 14, 14))],
+        "conv:k1s1": [(nn.Conv2d(8, 8, 1, bias=False), (BATCH, 8, 28, 28)),
+                      (nn.Conv2d(8, 24, 1, bias=False), (BATCH, 8, 28, 28)),
+                      (nn.Conv2d(24, 72, 1, bias=False), (BATCH, 24, 14, 14)),
+                      (nn.Conv2d(48, 144, 1, bias=False), (BATCH, 48, 14, 14)),
+                      (nn.Conv2d(128, 256, 1, bias=False), (BATCH, 128, 7, 7))],
+        "conv:k1s2": [(nn.Conv2d(32, 64, 1, 2, bias=False), (BATCH, 32, 14, 14))],
+        "conv:k3s1": [(nn.Conv2d(16, 16, 3, padding=1, bias=False), (BATCH, 16, 28, 28)),
+                      (nn.Conv2d(64, 64, 3, padding=1, bias=False), (BATCH, 64, 14, 14)),
+                      (nn.Conv2d(128, 128, 3, padding=1, bias=False), (BATCH, 128, 7, 7))],
+        "conv:k3s2": [(nn.Conv2d(16, 32, 3, 2, 1, bias=False), (BATCH, 16, 28, 28)),
+                      (nn.Conv2d(64, 128, 3, 2, 1, bias=False), (BATCH, 64, 14, 14))],
         "matmul": [(nn.Linear(512, 512), (4 * BATCH, 512))],
         "elementwise": [(nn.Sequential(nn.BatchNorm2d(8), nn.ReLU6()), (BATCH, 8, 28, 28)),
                         (nn.Sequential(nn.BatchNorm2d(24), nn.ReLU6()), (BATCH, 24, 28, 28)),
@@ -183,12 +191,12 @@ def _measure_entry(entry: str, fmt: str, device: torch.device, latency: float, b
 
 def _measure_format(fmt: str, device: torch.device, latency: float, bandwidth: float
                     ) -> tuple[dict[str, float], dict[str, list[list[float]]]] | None:
-    """FLOP/s per throughput entry in ``fmt`` (``kind``, ``kind:phase``, and for depthwise
-    ``depthwise:k5s2[:phase]``) over all its layers, and (width, FLOP/s) of each layer; None
+    """FLOP/s per throughput entry in ``fmt`` (``kind``, ``kind:phase``, and for convolutions
+    ``conv:k3s1[:phase]``, ``depthwise:k5s2[:phase]``) over all its layers, and (width, FLOP/s) of each layer; None
     where torch has no kernels for ``fmt`` here."""
     rates: dict[str, float] = {}
     by_width: dict[str, list[list[float]]] = {}
-    pooled: dict[str, list[tuple[float, float, float]]] = {}  # depthwise over all its variants: the fallback
+    pooled: dict[str, list[tuple[float, float, float]]] = {}  # a kind over all its variants: the fallback
     try:
         for entry in _micro_layers():
             kind = entry.split(":")[0]

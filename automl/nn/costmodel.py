@@ -43,7 +43,7 @@ from torch.utils.module_tracker import ModuleTracker
 
 from automl.core.errors import AutomlError
 
-CALIBRATION_VERSION = 2  # 2: throughput per phase, depthwise kernel and stride, and channel width
+CALIBRATION_VERSION = 3  # 2: per phase, depthwise kernel and stride, channel width; 3: dense kernel and stride
 FORMATS: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fx16": 2}  # bytes per element
 KINDS = ("conv", "depthwise", "matmul", "elementwise")
 PHASES = ("forward", "backward", "optimizer")
@@ -61,12 +61,12 @@ class Op:
     flops: float
     elements: float  # elements read and written
     name: str = ""  # the aten operator (convolution, native_batch_norm_backward, add_, ...)
-    variant: str = ""  # a depthwise convolution's kernel size and stride ("k5s2"): they pick its kernel
+    variant: str = ""  # a convolution's kernel size and stride ("k5s2"): they pick its kernel and its FLOP/s
     width: float = 0.0  # channels the SIMD lanes run over (a convolution's, a 4-d tensor's); 0: unknown
 
     def rate_keys(self) -> tuple[str, ...]:
-        """Throughput entries that may price this operator, most specific first: a depthwise
-        convolution by kernel, stride and phase, any other by kind and phase, then the kind."""
+        """Throughput entries that may price this operator, most specific first: a convolution
+        by kernel, stride and phase, any other by kind and phase, then the kind."""
         keys = (f"{self.kind}:{self.variant}:{self.phase}",) if self.variant else ()
         return (*keys, f"{self.kind}:{self.phase}", self.kind)
 
@@ -92,7 +92,7 @@ class Calibration:
     clock: str = "wall"  # or "cpu": timed in process CPU time (a shared machine's honest clock)
     # entry -> format -> [[width, FLOP/s], ...] of the calibration layers, narrow to wide
     by_width: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
-    version: int = 2  # of the micro-benchmarks: a cached calibration of an older version is measured again
+    version: int = CALIBRATION_VERSION  # of the micro-benchmarks: an older cached calibration is measured again
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,8 +113,10 @@ def check_formats(names: list[str]) -> list[str]:
 
 
 def conv_variant(name: str, args: tuple) -> str:
-    """``k{kernel}s{stride}`` of a depthwise convolution (forward or backward), else ''."""
-    if name not in _CONVS or op_kind(name, args) != "depthwise":
+    """``k{kernel}s{stride}`` of a convolution (forward or backward), else ''. A 3x3 dense
+    convolution does 9 multiply-adds per value it loads where a 1x1 does one: on a CPU it runs
+    at several times the 1x1's FLOP/s (ResNets were over-predicted 1.3-2.5x at one rate)."""
+    if name not in _CONVS:
         return ""
     weight, stride = (args[2], args[4]) if name == "convolution_backward" else (args[1], args[3])
     kernel = max(weight.shape[2:]) if weight.dim() > 2 else 1

@@ -97,14 +97,18 @@ def test_unknown_formats_are_user_errors():
         check_formats(["fp64"])
 
 
-def test_depthwise_operators_carry_kernel_stride_and_width():
-    model = nn.Sequential(nn.Conv2d(8, 8, 5, 2, 2, groups=8), nn.Conv2d(8, 32, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+def test_convolutions_carry_kernel_stride_and_width():
+    model = nn.Sequential(nn.Conv2d(8, 8, 5, 2, 2, groups=8), nn.Conv2d(8, 32, 1), nn.Conv2d(32, 32, 3, 2, 1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten())
     ops = trace_step(model, (8, 12, 12), batch_size=2)
     depthwise = [op for op in ops if op.kind == "depthwise"]
     assert {op.phase for op in depthwise} == {"forward", "backward"}
     assert all(op.variant == "k5s2" and op.width == 8 for op in depthwise)
-    dense = [op for op in ops if op.kind == "conv"]
-    assert dense and all(op.variant == "" and op.width == pytest.approx(16.0) for op in dense)  # sqrt(8 x 32)
+    pointwise = [op for op in ops if op.kind == "conv" and op.variant == "k1s1"]
+    assert pointwise and all(op.width == pytest.approx(16.0) for op in pointwise)  # sqrt(8 x 32)
+    dense = [op for op in ops if op.kind == "conv" and op.variant == "k3s2"]
+    assert {op.phase for op in dense} == {"forward", "backward"} and dense[0].width == 32
+    assert dense[0].rate_keys() == ("conv:k3s2:forward", "conv:forward", "conv")
     assert depthwise[0].rate_keys() == ("depthwise:k5s2:forward", "depthwise:forward", "depthwise")
 
 
