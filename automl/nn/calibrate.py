@@ -133,7 +133,7 @@ DEPTHWISE_VARIANTS = tuple((k, s) for k in (3, 5, 7) for s in (1, 2))
 
 def _micro_layers() -> dict[str, list[tuple[nn.Module, tuple[int, ...]]]]:
     """Layers per throughput entry, at shapes candidates on 28x28 have, from an early stage's
-    (few channels, 28x28) to a late one's (many channels, 7x7 or 14x14): a kernel fills its SIMD
+    (few channels, 28x28) to a late one's (hundreds of channels, 4x4 to 14x14): a kernel fills its SIMD
     lanes with channels, so narrow layers run well below wide ones' rate. Convolutions get one
     entry per kernel size and stride: their kernels differ by both (a 3x3 dense convolution
     reuses each loaded value 9 times; a bf16 strided depthwise backward runs several times
@@ -143,13 +143,16 @@ def _micro_layers() -> dict[str, list[tuple[nn.Module, tuple[int, ...]]]]:
                       (nn.Conv2d(8, 24, 1, bias=False), (BATCH, 8, 28, 28)),
                       (nn.Conv2d(24, 72, 1, bias=False), (BATCH, 24, 14, 14)),
                       (nn.Conv2d(48, 144, 1, bias=False), (BATCH, 48, 14, 14)),
-                      (nn.Conv2d(128, 256, 1, bias=False), (BATCH, 128, 7, 7))],
+                      (nn.Conv2d(128, 256, 1, bias=False), (BATCH, 128, 7, 7)),
+                      (nn.Conv2d(256, 1024, 1, bias=False), (BATCH, 256, 4, 4))],  # a bottleneck's expansion
         "conv:k1s2": [(nn.Conv2d(32, 64, 1, 2, bias=False), (BATCH, 32, 14, 14))],
         "conv:k3s1": [(nn.Conv2d(16, 16, 3, padding=1, bias=False), (BATCH, 16, 28, 28)),
                       (nn.Conv2d(64, 64, 3, padding=1, bias=False), (BATCH, 64, 14, 14)),
-                      (nn.Conv2d(128, 128, 3, padding=1, bias=False), (BATCH, 128, 7, 7))],
+                      (nn.Conv2d(128, 128, 3, padding=1, bias=False), (BATCH, 128, 7, 7)),
+                      (nn.Conv2d(256, 256, 3, padding=1, bias=False), (BATCH, 256, 4, 4))],
         "conv:k3s2": [(nn.Conv2d(16, 32, 3, 2, 1, bias=False), (BATCH, 16, 28, 28)),
-                      (nn.Conv2d(64, 128, 3, 2, 1, bias=False), (BATCH, 64, 14, 14))],
+                      (nn.Conv2d(64, 128, 3, 2, 1, bias=False), (BATCH, 64, 14, 14)),
+                      (nn.Conv2d(128, 256, 3, 2, 1, bias=False), (BATCH, 128, 7, 7))],
         "conv:k5s1": [(nn.Conv2d(16, 16, 5, padding=2, bias=False), (BATCH, 16, 28, 28)),
                       (nn.Conv2d(64, 64, 5, padding=2, bias=False), (BATCH, 64, 14, 14)),
                       (nn.Conv2d(128, 128, 5, padding=2, bias=False), (BATCH, 128, 7, 7))],

@@ -43,7 +43,7 @@ from torch.utils.module_tracker import ModuleTracker
 
 from automl.core.errors import AutomlError
 
-CALIBRATION_VERSION = 4  # 2: per phase, depthwise kernel and stride, channel width; 3, 4: dense 1x1, 3x3 (, 5x5)
+CALIBRATION_VERSION = 4  # 2: per phase, depthwise kernel and stride, channel width; 4: dense kernel and stride
 FORMATS: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fx16": 2}  # bytes per element
 KINDS = ("conv", "depthwise", "matmul", "elementwise")
 PHASES = ("forward", "backward", "optimizer")
