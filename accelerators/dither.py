@@ -2,9 +2,9 @@
 
 Stochastic rounding (fx16) and stochastic pruning (sparsegrad) need one uniform random number
 per value, and drawing them is what made their emulation slow: ``torch.rand_like`` costs more
-than the rounding itself on a CPU. A :class:`Dither` draws a large block of U[0, 1) numbers
-once per device and hands out windows of it at random offsets. Each value still meets a
-uniform number that does not depend on the value, so rounding stays unbiased
+than the rounding itself on a CPU. One large block of U[0, 1) numbers is drawn per device and
+process, and each :class:`Dither` hands out windows of it at random offsets of its own. Each
+value still meets a uniform number that does not depend on the value, so rounding stays unbiased
 (E[floor(x + u)] = x); what is given up is independence between two windows that overlap,
 which matters to neither method (each draws a fresh offset per tensor and step).
 """
@@ -16,23 +16,30 @@ import torch
 from torch import Tensor
 
 BLOCK = 1 << 22  # 4M floats (16 MiB) per device: larger than any activation of our spaces at batch 64
+BLOCK_SEED = 0
+
+
+_BLOCKS: dict[torch.device, Tensor] = {}  # one block per device for the whole process
+
+
+def _block(device: torch.device, block: int) -> Tensor:
+    """The process's pre-drawn noise on ``device`` (twice ``block`` long: any window fits).
+    Drawn once and shared by every Dither: drawing it cost a short trial as much as its
+    roundings (32 MiB of random numbers per accelerator and trial)."""
+    noise = _BLOCKS.get(device)
+    if noise is None or len(noise) < 2 * block:
+        generator = torch.Generator().manual_seed(BLOCK_SEED)
+        noise = torch.rand(2 * block, generator=generator).to(device)
+        _BLOCKS[device] = noise
+    return noise
 
 
 class Dither:
-    """Windows of one pre-drawn block of U[0, 1) numbers, at random offsets."""
+    """Windows of one pre-drawn block of U[0, 1) numbers, at random offsets of its own."""
 
     def __init__(self, seed: int = 0, block: int = BLOCK) -> None:
         self.block = block
         self.rng = np.random.default_rng(seed)
-        self._noise: dict[torch.device, Tensor] = {}
-
-    def _block(self, device: torch.device) -> Tensor:
-        noise = self._noise.get(device)
-        if noise is None:
-            generator = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
-            noise = torch.rand(2 * self.block, generator=generator).to(device)  # twice: any window fits
-            self._noise[device] = noise
-        return noise
 
     def like(self, x: Tensor) -> Tensor:
         """Uniform noise shaped like ``x`` (a view of the block, no copy where it fits)."""
@@ -40,7 +47,7 @@ class Dither:
         if n > self.block:  # a tensor larger than the block: draw it directly
             return torch.rand(x.shape, device=x.device, dtype=x.dtype)
         start = int(self.rng.integers(self.block))
-        window = self._block(x.device)[start:start + n]
+        window = _block(x.device, self.block)[start:start + n]
         if window.dtype != x.dtype:
             window = window.to(x.dtype)
         if x.is_contiguous():

@@ -15,16 +15,18 @@ outputs, and the weight gradients before the optimizer step. Products and sums r
 float32 between roundings (the paper's MACs accumulate at higher precision too).
 
 Emulated: quantising float tensors costs time on float hardware and saves none. The trial
-reports how many values saturated or were rounded to zero (counted on every
-``STATS_EVERY``-th rounding, a sample that keeps the count off the hot path); a fixed-point
+reports how many values saturated or were rounded to zero (the fused kernel counts every
+value; the torch path every ``STATS_EVERY``-th rounding, a sample that keeps the count off
+the hot path); a fixed-point
 unit of half the width would do the same number of operations (0 FLOPs saved) at roughly
 half the energy and area of float32 - that is the claim this method makes, not a speed-up
 measured here.
 
-Kept cheap: a rounding is four passes over the tensor (``floor(x / eps + u)``, clamp, scale),
-with ``u`` a window of pre-drawn uniform noise (:mod:`accelerators.dither`) rather than fresh
-random numbers; activations are rounded forward and their gradients backward by one autograd
-function; weights and gradients are rounded in place.
+Kept cheap: on the CPU a rounding is one fused pass (:mod:`accelerators.kernels`; elsewhere
+four torch passes: ``floor(x / eps + u)``, clamp, scale), with ``u`` a window of pre-drawn
+uniform noise (:mod:`accelerators.dither`) rather than fresh random numbers; activations are
+rounded forward and their gradients backward by one autograd function; weights and gradients
+are rounded in place.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch
 from torch import Tensor
 
 from accelerators.base import Accelerator, InvariantBroken, Option
+from accelerators import kernels
 from accelerators.dither import Dither
 from accelerators.layers import compute_layers
 from automl.core.errors import AutomlError
@@ -114,15 +117,23 @@ class FixedPoint16(Accelerator):
         noise = self.dither.like(x) if self.stochastic else None
         self.roundings += 1
         self.counts["values"] += x.numel()
+        out = x if in_place else torch.empty_like(x)
+        if noise is not None and kernels.fusable(x, noise, out):  # one pass, every value counted
+            saturated, flushed = kernels.round_fixed_point(x, noise, self.il, self.fl, out)
+            self._count(x.numel(), saturated, flushed)
+            return out
         if self.roundings % STATS_EVERY:
-            return quantize(x, self.il, self.fl, self.stochastic, noise, out=x if in_place else None)
+            return quantize(x, self.il, self.fl, self.stochastic, noise, out=out)
         limit = 2.0 ** (self.il - 1)
         saturated, nonzero = (x.abs() >= limit).sum(), x != 0
-        q = quantize(x, self.il, self.fl, self.stochastic, noise, out=x if in_place else None)
-        self.counts["sampled"] += x.numel()
-        self.counts["saturated"] += saturated
-        self.counts["flushed_to_zero"] += ((q == 0) & nonzero).sum()
+        q = quantize(x, self.il, self.fl, self.stochastic, noise, out=out)
+        self._count(x.numel(), saturated, ((q == 0) & nonzero).sum())
         return q
+
+    def _count(self, sampled: int, saturated, flushed) -> None:
+        self.counts["sampled"] += sampled
+        self.counts["saturated"] += saturated
+        self.counts["flushed_to_zero"] += flushed
 
     def _quantize_output(self, module, inputs, output: Tensor) -> Tensor:
         return _RoundBothWays.apply(output, self._q) if module.training else output
