@@ -13,6 +13,7 @@ with the reason and not trained.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from automl.core.errors import AutomlError
@@ -69,12 +70,18 @@ def pair_matrix(methods: list[str], table: dict[str, dict[str, Any]]) -> dict[st
 
 
 def ablate(only: str | None = None, candidates: int = 8, seeds: int = 2, max_size: int = 2, epochs: float = 1.0,
-           max_flops: float | None = 20e6, seed: int = 0, progress=None) -> dict[str, Any]:
-    """Singles and combinations of ``only``'s methods on the same candidates and seeds."""
+           max_flops: float | None = 20e6, seed: int = 0, progress=None,
+           stage: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """Singles and combinations of ``only``'s methods on the same candidates and seeds.
+    ``stage`` hears what will run before the first candidate's line, minutes later."""
     if max_size not in MAX_SIZES:
         raise AutomlError(f"--max-size must be 2 or 3, got {max_size}")
     methods = methods_of(only)
     allowed, refused = combos.combinations(methods, max_size)
+    entries = 1 + len(methods) + len(allowed)
+    stage(f"{candidates} candidates x {entries} entries (plain, {len(methods)} alone, {len(allowed)} combined; "
+          f"{len(refused)} refused) x {seeds} seed(s), {epochs:g} epoch(s) each, plus {seeds} plain seed(s) "
+          f"for the noise ceiling: {candidates * (entries + 1) * seeds} runs; a line per candidate")
     measured = run_interleaved([*methods, *allowed], candidates, epochs, max_flops, seed, seeds, progress)
     runs = measured["runs"]
     noise = ceiling(runs[PLAIN], measured["noise_runs"])

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from automl.app.commands.bench import OUT_HELP, candidate_tick, finish
-from automl.app.commands.console import out
+from automl.app.commands.console import err, out
 from automl.app.config import parse_amount
 
 
@@ -36,7 +36,7 @@ def ablate(
     methods_of(only)  # refused before anything trains
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
     result = run(only=only, candidates=candidates, seeds=seeds, max_size=max_size, epochs=epochs, max_flops=limit,
-                 seed=seed, progress=candidate_tick)
+                 seed=seed, progress=candidate_tick, stage=err.print)
     if png:
         from automl.experiments.heatmap import pair_heatmap
 

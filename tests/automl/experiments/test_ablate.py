@@ -30,6 +30,8 @@ def test_ablate_quick_pairs_interactions_heatmap_and_provenance(tmp_path, capsys
     result = json.loads(stdout)
     ticks = [line for line in stderr.splitlines() if line.startswith("candidate ")]
     assert [t.split(" (")[0] for t in ticks] == ["candidate 1/2", "candidate 2/2"]  # one line per candidate
+    assert "2 candidates x 6 entries (plain, 3 alone, 2 combined; 1 refused) x 1 seed(s)" in stderr  # said first
+    assert "plus 1 plain seed(s) for the noise ceiling: 14 runs" in stderr
     table = result["table"]
     assert set(table) == {"subset", "rescale", "s3pool", "subset+rescale", "subset+s3pool"}
     assert "rescale+s3pool" in result["refused"] and "cannot be combined" in result["refused"]["rescale+s3pool"]
