@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from functools import cache
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -65,6 +66,12 @@ def prune_stochastic(g: Tensor, noise: Tensor, tau: float, out: Tensor) -> int:
     """``out`` = g pruned as :func:`accelerators.sparsegrad.stochastic_prune` does (keep
     |g| >= u * tau, as sign(g) * max(|g|, tau); else 0), in one pass. Returns the zeros made."""
     return int(_compiled().prune_stochastic(_flat(g), _flat(noise), _flat(out), tau))
+
+
+def load() -> bool:
+    """Compile or load the kernels now (once per process; benchmarks call it before timing).
+    Whether numba is there to run them."""
+    return _compiled() is not None
 
 
 def _flat(t: Tensor):
@@ -123,4 +130,8 @@ def _compiled():
 
     kernels = Kernels()
     kernels.round_fixed_point, kernels.sum_abs, kernels.prune_stochastic = round_fixed_point, sum_abs, prune_stochastic
+    one = np.zeros(1, dtype=np.float32)  # numba compiles (or loads) on the first call: make it here
+    round_fixed_point(one, one, one, 1.0, 1.0, -1.0, 1.0)
+    sum_abs(one)
+    prune_stochastic(one, one, one, 1.0)
     return kernels
