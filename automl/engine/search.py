@@ -315,8 +315,7 @@ class Search:
             if trial is None:
                 trial = self.store.start(genome, self.choices, extra)
             else:
-                for name, value in extra.items():
-                    trial.set_user_attr(name, value)
+                self.store.set_attrs(trial, extra)
             proposal.trial = None
             opened.append((trial, parents, key))
         winners = (claims.winners(self.store, [(t.number, k) for t, _, k in opened]) if self.store.shared

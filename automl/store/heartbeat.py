@@ -47,6 +47,8 @@ class Heartbeat:
     def beat(self) -> None:
         if optuna_heartbeat(self.store.storage):
             if self._trial_id is None:
+                self._trial_id = getattr(self.trial, "_trial_id", None)
+            if self._trial_id is None:  # a trial object without its id (not one of Optuna's)
                 self._trial_id = self.store.storage.get_trial_id_from_study_id_trial_number(
                     self.store.study_id, self.trial.number)
             self.store.storage.record_heartbeat(self._trial_id)

@@ -29,7 +29,8 @@ from automl.core.errors import StudyError
 from automl.core.genome import Genome
 from automl.core.pareto import Objective, as_minimisation, non_dominated
 from automl.store import claims
-from automl.store.heartbeat import GRACE_PERIOD, HEARTBEAT_INTERVAL, STOPPED, Heartbeat, fail_stale
+from automl.store.heartbeat import GRACE_PERIOD, HEARTBEAT_INTERVAL, STOPPED, Heartbeat, fail_stale, optuna_heartbeat
+from automl.store.rows import create_trial, finish_trial, write_user_attrs
 from automl.store.storage import (STUDY_DIR, artifact_location, default_storage, open_storage,  # noqa: F401
                                   storage_errors)
 from automl.store.weights import WeightsReader
@@ -205,20 +206,23 @@ class StudyStore:
     def start(self, genome: Genome, choices: Mapping[str, list[Any]], extra: Mapping[str, Any]) -> Trial:
         """A RUNNING trial for a genome the engine chose, created whole in one write: its genes
         as params with real categorical distributions (the dashboard plots them) and its
-        attributes, the key among them - so a claim is complete the moment it exists
-        (public storage API: ``create_new_trial`` with a template trial). One write instead of
-        one per gene and attribute is most of what a trial costs the engine (``bench scale``)."""
+        attributes, the key among them - so a claim is complete the moment it exists. On an
+        SQL storage that is one transaction of a few statements (:mod:`automl.store.rows`),
+        elsewhere Optuna's ``create_new_trial`` with a template trial."""
         distributions = {g: CategoricalDistribution(choices[g]) for g in genome}
         if self.storage is None:  # a store made without its backend: Optuna's ask, one write per field
             trial = self.study.ask(distributions)
-            for name, value in extra.items():
-                trial.set_user_attr(name, _jsonable(value))
+            self.set_attrs(trial, extra)
             return trial
-        template = FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
-                               datetime_complete=None, params=dict(genome.genes), distributions=distributions,
-                               user_attrs={k: _jsonable(v) for k, v in extra.items()}, system_attrs={},
-                               intermediate_values={}, trial_id=0)
-        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        user_attrs = {k: _jsonable(v) for k, v in extra.items()}
+        beats = optuna_heartbeat(self.storage)
+        trial_id = create_trial(self.storage, self.study_id, dict(genome.genes), distributions, user_attrs, beats)
+        beaten = trial_id is not None and beats  # its first heartbeat was written with it
+        if trial_id is None:
+            template = FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+                                   datetime_complete=None, params=dict(genome.genes), distributions=distributions,
+                                   user_attrs=user_attrs, system_attrs={}, intermediate_values={}, trial_id=0)
+            trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
         previous = self.study.sampler  # the study's sampler is not asked: a trial object needs none
         self.study.sampler = optuna.samplers.RandomSampler()
         try:
@@ -226,7 +230,8 @@ class StudyStore:
         finally:
             self.study.sampler = previous
         if self.shared:
-            Heartbeat(self, trial).beat()  # alive from the start
+            if not beaten:
+                Heartbeat(self, trial).beat()  # alive from the start
             self.just_beaten = trial.number  # the heartbeat that follows need not beat again at once
         return trial
 
@@ -236,14 +241,23 @@ class StudyStore:
         genome = Genome(space, tuple((g, trial.suggest_categorical(g, c)) for g, c in choices.items()))
         return trial, genome
 
+    def set_attrs(self, trial: Trial, values: Mapping[str, Any]) -> None:
+        """Set a running trial's user attributes, in one transaction on an SQL storage
+        (:mod:`automl.store.rows`)."""
+        write_user_attrs(self.storage, trial, {key: _jsonable(value) for key, value in values.items()})
+
+    def _with_weights(self, trial: Trial, extra: Mapping[str, Any],
+                      weights: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``extra`` and, where weights are given and stored, the artifact they were stored as."""
+        if weights is None or self._artifact_store is None:
+            return dict(extra)
+        return {**extra, attrs.WEIGHTS_ARTIFACT: self.upload_weights(trial, weights)}
+
     def complete(self, trial: Trial, values: Mapping[str, float], extra: Mapping[str, Any],
                  weights: Mapping[str, Any] | None = None) -> FrozenTrial:
         """Store attributes and weights, then mark the trial COMPLETE with its values."""
-        for key, value in extra.items():
-            trial.set_user_attr(key, _jsonable(value))
-        if weights is not None and self._artifact_store is not None:
-            trial.set_user_attr(attrs.WEIGHTS_ARTIFACT, self.upload_weights(trial, weights))
-        return self.study.tell(trial, [float(values[o.name]) for o in self.objectives])
+        self.set_attrs(trial, self._with_weights(trial, extra, weights))
+        return self._finish(trial, TrialState.COMPLETE, [float(values[o.name]) for o in self.objectives])
 
     def prune(self, trial: Trial, values: Mapping[str, float], extra: Mapping[str, Any],
               weights: Mapping[str, Any] | None = None) -> FrozenTrial:
@@ -251,39 +265,41 @@ class StudyStore:
         multi-objective study, so its partial values are kept as the user attr
         ``partial_values`` (what the engine uses for it, and what the dashboard shows)."""
         extra = {**extra, attrs.PARTIAL_VALUES: {o.name: float(values[o.name]) for o in self.objectives}}
-        for key, value in extra.items():
-            trial.set_user_attr(key, _jsonable(value))
-        if weights is not None and self._artifact_store is not None:
-            trial.set_user_attr(attrs.WEIGHTS_ARTIFACT, self.upload_weights(trial, weights))
-        return self.study.tell(trial, state=TrialState.PRUNED)
+        self.set_attrs(trial, self._with_weights(trial, extra, weights))
+        return self._finish(trial, TrialState.PRUNED)
 
     def fail(self, trial: Trial, reason: str, extra: Mapping[str, Any] | None = None,
              retry: bool = False) -> FrozenTrial:
         """Mark the trial FAILED with its reason; ``retry`` says a resume should try again."""
-        for key, value in (extra or {}).items():
-            trial.set_user_attr(key, _jsonable(value))
-        trial.set_user_attr(attrs.FAIL_REASON, reason)
-        trial.set_user_attr(attrs.RETRY, retry)
-        return self.study.tell(trial, state=TrialState.FAIL)
+        self.set_attrs(trial, {**(extra or {}), attrs.FAIL_REASON: reason, attrs.RETRY: retry})
+        return self._finish(trial, TrialState.FAIL)
+
+    def _finish(self, trial: Trial, state: TrialState, values: list[float] | None = None) -> FrozenTrial:
+        """The trial ended in one write where the storage is SQL (:mod:`automl.store.rows`),
+        else through ``study.tell``."""
+        frozen = finish_trial(self.storage, self.study, trial, state, values)
+        if frozen is not None:
+            return frozen
+        return self.study.tell(trial, values, state=state) if values else self.study.tell(trial, state=state)
 
     def answer_duplicate(self, trial: Trial, stored: FrozenTrial) -> None:
         """Answer a repeated proposal (an Optuna sampler's) with the stored result, untrained."""
-        trial.set_user_attr(attrs.KEY, stored.user_attrs.get(attrs.KEY))
-        trial.set_user_attr(attrs.GENOME, stored.user_attrs.get(attrs.GENOME))
-        trial.set_user_attr(attrs.DUPLICATE_OF, stored.number)
+        copied = {attrs.KEY: stored.user_attrs.get(attrs.KEY), attrs.GENOME: stored.user_attrs.get(attrs.GENOME),
+                  attrs.DUPLICATE_OF: stored.number}
+        if stored.state == TrialState.PRUNED:
+            copied[attrs.PARTIAL_VALUES] = stored.user_attrs[attrs.PARTIAL_VALUES]
+        self.set_attrs(trial, copied)
         if stored.state == TrialState.COMPLETE:
             self.study.tell(trial, list(stored.values))
         elif stored.state == TrialState.PRUNED:
-            trial.set_user_attr(attrs.PARTIAL_VALUES, stored.user_attrs[attrs.PARTIAL_VALUES])
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.fail(trial, f"same genome as failed trial {stored.number}", retry=False)
 
     def answer_infeasible(self, trial: Trial, key: str, violation: float) -> None:
         """Answer a proposal that breaks the constraints without training it."""
-        trial.set_user_attr(attrs.KEY, key)
-        trial.set_user_attr(attrs.INFEASIBLE, True)
-        self.fail(trial, f"infeasible: violates the constraints by {violation:.3g}", retry=False)
+        self.fail(trial, f"infeasible: violates the constraints by {violation:.3g}",
+                  {attrs.KEY: key, attrs.INFEASIBLE: True}, retry=False)
 
     @property
     def cache_dir(self) -> Path | None:
