@@ -87,25 +87,25 @@ def _compiled():
     except ImportError:  # pragma: no cover - numba is a dependency; the torch path still works
         return None
 
+    # Branch-free bodies in float32, as torch computes them: the compiler turns each loop into
+    # SIMD code (the branchy float64 version ran 1.7x slower and differed from torch's rounding
+    # in one value in a million); the sum may reorder its additions (fastmath), 4x faster.
     @njit(cache=True, nogil=True)
     def round_fixed_point(x, u, out, inv_eps, eps, low, high):
         saturated = 0
         flushed = 0
+        scale, step_size = np.float32(inv_eps), np.float32(eps)
+        low, high = np.float32(low), np.float32(high)
         for i in range(x.size):
             value = x[i]
-            step = math.floor(value * inv_eps + u[i])
-            if step < low:
-                step = low
-                saturated += 1
-            elif step > high:
-                step = high
-                saturated += 1
-            if step == 0.0 and value != 0.0:
-                flushed += 1
-            out[i] = step * eps
+            raw = np.floor(value * scale + u[i])
+            step = min(max(raw, low), high)
+            saturated += raw != step
+            flushed += (step == 0) & (value != 0)
+            out[i] = step * step_size
         return saturated, flushed
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, fastmath=True)
     def sum_abs(g):
         total = 0.0
         for i in range(g.size):

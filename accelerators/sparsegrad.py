@@ -126,11 +126,12 @@ class SparseGradients(Accelerator):
         return prune
 
     def _threshold(self, g: Tensor) -> float:
-        flat = g.detach().reshape(-1)
+        g = g.detach()
         if self.values["threshold"] == "fit":
+            flat = g.reshape(-1)
             sample = flat[torch.randint(len(flat), (min(SAMPLE, len(flat)),), device=flat.device)].abs()
             return fit_threshold(sample, self.values["sparsity"])
-        return normal_threshold(flat, self.values["sparsity"])
+        return normal_threshold(g, self.values["sparsity"])  # any layout: no flattening copy
 
     def _pruned(self, g: Tensor) -> tuple[Tensor, Tensor | int]:
         """g pruned at this layer's threshold, and the number of zeros it now holds."""
