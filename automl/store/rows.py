@@ -21,6 +21,7 @@ always take the public path.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.distributions import BaseDistribution, check_distribution_compatibility, distribution_to_json
 from optuna.distributions import json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
@@ -38,7 +40,9 @@ def _models():
     try:
         from optuna.storages._rdb import models
 
-        models.TrialModel.count_past_trials, models.TrialParamModel, models.TrialUserAttributeModel  # noqa: B018
+        (models.StudyModel.find_or_raise_by_id, models.TrialModel.count_past_trials,  # noqa: B018
+         models.TrialParamModel, models.TrialUserAttributeModel, models.TrialHeartbeatModel,
+         models.TrialValueModel.value_to_stored_repr)
         return models
     except (ImportError, AttributeError):  # pragma: no cover
         return None
@@ -66,8 +70,6 @@ def create_trial(storage: optuna.storages.BaseStorage | None, study_id: int, par
     models = _models() if isinstance(storage, optuna.storages.RDBStorage) else None
     if models is None:
         return None
-    import sqlalchemy
-
     with _session(storage) as session:
         models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)  # trial numbers: one at a time
         _check_distributions(session, models, study_id, distributions)
@@ -89,8 +91,6 @@ def create_trial(storage: optuna.storages.BaseStorage | None, study_id: int, par
 def _check_distributions(session, models, study_id: int, distributions: Mapping[str, BaseDistribution]) -> None:
     """Each gene's distribution against the one an earlier trial of the study stored for it
     (one query for all genes), as Optuna checks it per gene."""
-    import sqlalchemy
-
     first = (sqlalchemy.select(models.TrialParamModel.param_name, sqlalchemy.func.min(models.TrialParamModel.param_id))
              .join(models.TrialModel).where(models.TrialModel.study_id == study_id)
              .where(models.TrialParamModel.param_name.in_(list(distributions)))
@@ -103,8 +103,6 @@ def _check_distributions(session, models, study_id: int, distributions: Mapping[
 
 
 def _insert_attrs(session, models, trial_id: int, values: Mapping[str, Any]) -> None:
-    import sqlalchemy
-
     rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in values.items()]
     if rows:
         session.execute(sqlalchemy.insert(models.TrialUserAttributeModel), rows)  # one executemany
@@ -156,13 +154,9 @@ def finish_trial(storage: optuna.storages.BaseStorage | None, study: optuna.Stud
     objectives' floats, already checked by the caller."""
     models = _models() if isinstance(storage, optuna.storages.RDBStorage) else None
     cached = getattr(trial, "_cached_frozen_trial", None)
-    if models is None or cached is None or not hasattr(models, "TrialValueModel"):
+    if models is None or cached is None:
         return None
-    import copy
-
-    import sqlalchemy
-
-    frozen = copy.deepcopy(cached)
+    frozen, completed = copy.deepcopy(cached), datetime.now()
     study.sampler.after_trial(study, frozen, state, values)
     with _session(storage) as session:
         row = models.TrialModel.find_or_raise_by_id(trial._trial_id, session, for_update=True)
@@ -172,8 +166,7 @@ def finish_trial(storage: optuna.storages.BaseStorage | None, study: optuna.Stud
             session.execute(sqlalchemy.insert(models.TrialValueModel),
                             [{"trial_id": trial._trial_id, "objective": i, "value": value, "value_type": kind}
                              for i, (value, kind) in enumerate(stored)])
-        row.state, row.datetime_complete = state, datetime.now()
-        completed = row.datetime_complete
+        row.state, row.datetime_complete = state, completed
     frozen.state, frozen.datetime_complete = state, completed
     frozen.values = list(values) if values else None
     return frozen

@@ -280,7 +280,7 @@ class StudyStore:
         frozen = finish_trial(self.storage, self.study, trial, state, values)
         if frozen is not None:
             return frozen
-        return self.study.tell(trial, values, state=state) if values else self.study.tell(trial, state=state)
+        return self.study.tell(trial, values, state=state)
 
     def answer_duplicate(self, trial: Trial, stored: FrozenTrial) -> None:
         """Answer a repeated proposal (an Optuna sampler's) with the stored result, untrained."""
