@@ -6,7 +6,8 @@ values, and the genome string, FLOPs, params, seconds, epochs, generation and pa
 are user attributes. Trained weights are stored as an Optuna artifact (safetensors) in a
 file-system artifact store beside the database. The search's settings and the engine's state
 are study user attributes, so ``--resume`` and any process that joins continue exactly the
-search that was started. Only Optuna's public API is used.
+search that was started. Only Optuna's public API is used here; :mod:`automl.store.rows` writes a
+trial's rows itself (fewer statements), with the public API as its fallback.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from automl.core.genome import Genome
 from automl.core.pareto import Objective, as_minimisation, non_dominated
 from automl.store import claims
 from automl.store.heartbeat import GRACE_PERIOD, HEARTBEAT_INTERVAL, STOPPED, Heartbeat, fail_stale, optuna_heartbeat
-from automl.store.rows import create_trial, finish_trial, write_user_attrs
+from automl.store.rows import create_trial, finish_trial, trial_object, write_user_attrs
 from automl.store.storage import (STUDY_DIR, artifact_location, default_storage, open_storage,  # noqa: F401
                                   storage_errors)
 from automl.store.weights import WeightsReader
@@ -216,24 +217,29 @@ class StudyStore:
             return trial
         user_attrs = {k: _jsonable(v) for k, v in extra.items()}
         beats = optuna_heartbeat(self.storage)
-        trial_id = create_trial(self.storage, self.study_id, dict(genome.genes), distributions, user_attrs, beats)
-        beaten = trial_id is not None and beats  # its first heartbeat was written with it
-        if trial_id is None:
+        created = create_trial(self.storage, self.study_id, dict(genome.genes), distributions, user_attrs, beats)
+        beaten = created is not None and beats  # its first heartbeat was written with it
+        if created is not None:
+            trial = trial_object(self.study, created)
+        else:
             template = FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
                                    datetime_complete=None, params=dict(genome.genes), distributions=distributions,
                                    user_attrs=user_attrs, system_attrs={}, intermediate_values={}, trial_id=0)
-            trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
-        previous = self.study.sampler  # the study's sampler is not asked: a trial object needs none
-        self.study.sampler = optuna.samplers.RandomSampler()
-        try:
-            trial = Trial(self.study, trial_id)
-        finally:
-            self.study.sampler = previous
+            trial = self._trial(self.storage.create_new_trial(self.study_id, template_trial=template))
         if self.shared:
             if not beaten:
                 Heartbeat(self, trial).beat()  # alive from the start
             self.just_beaten = trial.number  # the heartbeat that follows need not beat again at once
         return trial
+
+    def _trial(self, trial_id: int) -> Trial:
+        """Optuna's trial object for a created trial (read back from the storage)."""
+        previous = self.study.sampler  # the study's sampler is not asked: a trial object needs none
+        self.study.sampler = optuna.samplers.RandomSampler()
+        try:
+            return Trial(self.study, trial_id)
+        finally:
+            self.study.sampler = previous
 
     def ask(self, choices: Mapping[str, list[Any]], space: str) -> tuple[Trial, Genome]:
         """A RUNNING trial whose genome the study's own sampler proposes."""
@@ -256,8 +262,8 @@ class StudyStore:
     def complete(self, trial: Trial, values: Mapping[str, float], extra: Mapping[str, Any],
                  weights: Mapping[str, Any] | None = None) -> FrozenTrial:
         """Store attributes and weights, then mark the trial COMPLETE with its values."""
-        self.set_attrs(trial, self._with_weights(trial, extra, weights))
-        return self._finish(trial, TrialState.COMPLETE, [float(values[o.name]) for o in self.objectives])
+        return self._finish(trial, TrialState.COMPLETE, self._with_weights(trial, extra, weights),
+                            [float(values[o.name]) for o in self.objectives])
 
     def prune(self, trial: Trial, values: Mapping[str, float], extra: Mapping[str, Any],
               weights: Mapping[str, Any] | None = None) -> FrozenTrial:
@@ -265,21 +271,22 @@ class StudyStore:
         multi-objective study, so its partial values are kept as the user attr
         ``partial_values`` (what the engine uses for it, and what the dashboard shows)."""
         extra = {**extra, attrs.PARTIAL_VALUES: {o.name: float(values[o.name]) for o in self.objectives}}
-        self.set_attrs(trial, self._with_weights(trial, extra, weights))
-        return self._finish(trial, TrialState.PRUNED)
+        return self._finish(trial, TrialState.PRUNED, self._with_weights(trial, extra, weights))
 
     def fail(self, trial: Trial, reason: str, extra: Mapping[str, Any] | None = None,
              retry: bool = False) -> FrozenTrial:
         """Mark the trial FAILED with its reason; ``retry`` says a resume should try again."""
-        self.set_attrs(trial, {**(extra or {}), attrs.FAIL_REASON: reason, attrs.RETRY: retry})
-        return self._finish(trial, TrialState.FAIL)
+        return self._finish(trial, TrialState.FAIL, {**(extra or {}), attrs.FAIL_REASON: reason, attrs.RETRY: retry})
 
-    def _finish(self, trial: Trial, state: TrialState, values: list[float] | None = None) -> FrozenTrial:
-        """The trial ended in one write where the storage is SQL (:mod:`automl.store.rows`),
-        else through ``study.tell``."""
-        frozen = finish_trial(self.storage, self.study, trial, state, values)
+    def _finish(self, trial: Trial, state: TrialState, extra: Mapping[str, Any],
+                values: list[float] | None = None) -> FrozenTrial:
+        """The trial's last attributes and its end in one write where the storage is SQL
+        (:mod:`automl.store.rows`), else attributes set then ``study.tell``."""
+        extra = {key: _jsonable(value) for key, value in extra.items()}
+        frozen = finish_trial(self.storage, self.study, trial, state, values, extra)
         if frozen is not None:
             return frozen
+        self.set_attrs(trial, extra)
         return self.study.tell(trial, values, state=state)
 
     def answer_duplicate(self, trial: Trial, stored: FrozenTrial) -> None:

@@ -13,7 +13,7 @@ import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.store.rows import create_trial, finish_trial, write_user_attrs
+from automl.store.rows import create_trial, finish_trial, trial_object, write_user_attrs
 from automl.store.storage import open_storage
 
 VALUES = {f"key{i}": {"value": i, "list": [i, i + 1]} for i in range(12)} | {"text": "ok", "none": None}
@@ -74,20 +74,47 @@ def _check_create(storage) -> None:
     with Statements(storage.engine) as slow:
         theirs = storage.create_new_trial(study_id, template_trial=template)
     with Statements(storage.engine) as fast:
-        ours = create_trial(storage, study_id, PARAMS, GENES, VALUES)
+        created = create_trial(storage, study_id, PARAMS, GENES, VALUES)
+    ours = created._trial_id
     a, b = storage.get_trial(theirs), storage.get_trial(ours)
     assert (b.number, b.state, b.params, b.distributions, b.user_attrs) == (1, TrialState.RUNNING, PARAMS, GENES, VALUES)
     assert (a.params, a.distributions, a.user_attrs) == (b.params, b.distributions, b.user_attrs)
     assert fast.count <= 8 < 40 < slow.count, (fast.count, slow.count)
+    assert _fields(created) == _fields(b)  # what it returns is what it stored
+    with Statements(storage.engine) as again:  # the distributions were checked once: not again
+        create_trial(storage, study_id, PARAMS, GENES, VALUES)
+    assert again.count == fast.count - 1, (again.count, fast.count)
     other = dict(GENES, gene0=optuna.distributions.FloatDistribution(0, 1))
     with pytest.raises(ValueError):  # a gene whose distribution changed is refused, as Optuna does
         create_trial(storage, study_id, dict(PARAMS, gene0=0.5), other, {})
-    assert len(study.get_trials()) == 2  # and nothing of it was written
-    beating = create_trial(storage, study_id, PARAMS, GENES, {}, heartbeat=True)
+    assert len(study.get_trials()) == 3  # and nothing of it was written
+    beating = create_trial(storage, study_id, PARAMS, GENES, {}, heartbeat=True)._trial_id
     from optuna.storages._rdb import models
     with storage.scoped_session() as session:
         assert models.TrialHeartbeatModel.where_trial_id(beating, session) is not None  # alive from its creation
         assert models.TrialHeartbeatModel.where_trial_id(ours, session) is None
+
+
+def _fields(frozen: FrozenTrial) -> tuple:
+    start = frozen.datetime_start.replace(microsecond=0)
+    return (frozen._trial_id, frozen.number, frozen.state, start, frozen.values, frozen.params, frozen.distributions,
+            frozen.user_attrs, frozen.system_attrs, frozen.intermediate_values)
+
+
+def _check_trial_object(storage) -> None:
+    """The trial object built from what was written is the one Optuna's constructor reads back."""
+    study = optuna.create_study(storage=storage, study_name=f"s-{uuid.uuid4().hex[:8]}", directions=["maximize"])
+    created = create_trial(storage, study._study_id, PARAMS, GENES, VALUES)
+    with Statements(storage.engine) as reads:
+        built = trial_object(study, created)
+    read = optuna.trial.Trial(study, created._trial_id)
+    assert reads.count == 0
+    assert set(vars(built)) == set(vars(read))
+    for name, value in vars(read).items():
+        ours = vars(built)[name]
+        assert (_fields(ours) == _fields(value)) if name == "_cached_frozen_trial" else ours == value, name
+    built.set_user_attr("later", 1)  # it works as Optuna's does
+    assert (built.number, built.params, built.user_attrs) == (read.number, read.params, VALUES | {"later": 1})
 
 
 def _check_finish(storage) -> None:
@@ -98,25 +125,28 @@ def _check_finish(storage) -> None:
         trial.set_user_attr("seconds", 1.5)
     with Statements(storage.engine) as slow:
         study.tell(told, [0.9, float("inf")])
-    with Statements(storage.engine) as fast:
-        returned = finish_trial(storage, study, ours, TrialState.COMPLETE, [0.9, float("inf")])
+    with Statements(storage.engine) as fast:  # its last attributes (one new, one changed) with its end
+        returned = finish_trial(storage, study, ours, TrialState.COMPLETE, [0.9, float("inf")],
+                                {"seconds": 2.5, "flops": 10})
     stored = {t.number: t for t in study.get_trials()}
     for frozen in (returned, stored[ours.number]):
         assert (frozen.state, frozen.values, frozen.user_attrs) == (TrialState.COMPLETE, [0.9, float("inf")],
-                                                                    {"seconds": 1.5})
+                                                                    {"seconds": 2.5, "flops": 10})
         assert frozen.datetime_complete is not None
     assert stored[told.number].values == stored[ours.number].values
     assert fast.count <= 4 < slow.count, (fast.count, slow.count)
     assert finish_trial(storage, study, pruned, TrialState.PRUNED).values is None
     finish_trial(storage, study, failed, TrialState.FAIL)
     assert [t.state for t in study.get_trials()][2:] == [TrialState.PRUNED, TrialState.FAIL]
-    with pytest.raises(RuntimeError):  # a finished trial stays as it ended
-        finish_trial(storage, study, ours, TrialState.FAIL)
+    with pytest.raises(RuntimeError):  # a finished trial stays as it ended, attributes too
+        finish_trial(storage, study, ours, TrialState.FAIL, None, {"seconds": 0.0})
+    assert study.get_trials()[ours.number].user_attrs["seconds"] == 2.5
 
 
 def test_sqlite_writes_a_trial_in_one_transaction_each(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path / 'a.db'}")
     _check_create(storage)
+    _check_trial_object(storage)
     _check_one_transaction(storage)
     _check_finish(storage)
 
@@ -124,8 +154,29 @@ def test_sqlite_writes_a_trial_in_one_transaction_each(tmp_path):
 def test_postgres_writes_a_trial_in_one_transaction_each(postgres_url):
     storage = open_storage(postgres_url)
     _check_create(storage)
+    _check_trial_object(storage)
     _check_one_transaction(storage)
     _check_finish(storage)
+
+
+def test_times_are_stored_as_optuna_stores_them(tmp_path, monkeypatch):
+    """Optuna's trial table holds naive UTC: a trial created and ended here reads back with the
+    times it was given, in a time zone that is not UTC."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        storage = open_storage(f"sqlite:///{tmp_path / 'tz.db'}")
+        study = optuna.create_study(storage=storage, study_name="tz", directions=["maximize"])
+        created = create_trial(storage, study._study_id, PARAMS, GENES, {})
+        ended = finish_trial(storage, study, trial_object(study, created), TrialState.COMPLETE, [1.0])
+        stored = study.get_trials()[0]
+        assert abs((stored.datetime_start - created.datetime_start).total_seconds()) < 1e-3
+        assert abs((stored.datetime_complete - ended.datetime_complete).total_seconds()) < 1e-3
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 @pytest.mark.parametrize("kind", ["memory", "journal"])

@@ -102,11 +102,15 @@ def test_journal_trials_fail_by_the_heartbeat_attribute(in_tmp):
 
 
 def test_only_public_optuna_api_is_used():
+    """Outside store/rows.py - the one module that writes Optuna's tables itself, with Optuna's
+    public API as its fallback and tests comparing both - only public API."""
     root = Path(__file__).resolve().parents[3]
     for folder in ("automl/engine", "automl/store"):
         for path in (root / folder).rglob("*.py"):
+            if path.name == "rows.py":
+                continue
             source = path.read_text()
-            assert "._storage" not in source and "._study_id" not in source, path
+            assert "._storage" not in source and "._study_id" not in source and "_rdb" not in source, path
 
 
 def test_engine_state_round_trips(in_tmp):
