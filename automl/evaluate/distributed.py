@@ -235,6 +235,7 @@ def _spawned(rank: int, job: _Job, messages) -> None:
             result.model = result.model.to("cpu")
             # our own rank 0's result, read back by the process that spawned it (never a user's file)
             messages.put(("result", pickle.dumps(result)))
+        dist.barrier()  # every rank done before any leaves (rank 0 hosts the store gloo's peers use)
     finally:
         dist.destroy_process_group()
 

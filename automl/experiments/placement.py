@@ -63,6 +63,10 @@ def _worker(rank: int, workers: int, port: int, space: str, genome: str, input_s
             per_step.append(state["bytes"] - before)
         if rank == 0:
             Path(out).write_text(json.dumps({"bytes_per_step": per_step, "buckets": state["buckets"]}))
+        # every rank done before any leaves: rank 0 hosts the store, and gloo's threads abort
+        # (SIGABRT, seen once in CI) when a peer's group goes away under them
+        dist.barrier()
+        del ddp
     finally:
         dist.destroy_process_group()
 
