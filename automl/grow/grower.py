@@ -6,7 +6,8 @@ layer); each class is a leaf of the root. Every later task: the likelihood matri
 classes (:func:`automl.grow.nodes.likelihood`), their placement (:mod:`automl.grow.placement`),
 then only what changed is trained - the root's output layer, each branch that received
 classes (fine-tuned with an enlarged output layer) and each new branch (a short search,
-:mod:`automl.grow.leafsearch`). The rest of the tree is untouched.
+:mod:`automl.grow.leafsearch`, its candidates warm-started from the root or from the largest
+sibling branch). The rest of the tree is untouched.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class GrowSettings:
     head_epochs: float = 3.0  # the root's output layer, on features computed once
     leaf_budget: int = 4  # candidates of a new branch's search
     leaf_epochs: float = 2.0  # a search candidate trained from scratch
-    leaf_warm_epochs: float = 1.0  # a candidate warm-started (from a sibling or its search parent)
+    leaf_warm_epochs: float = 1.0  # a candidate warm-started (from the root, a sibling or its search parent)
+    leaf_warm_start: str = "root"  # new branches inherit from the "root" or the largest "sibling" branch
     leaf_max_flops: float | None = None  # a new branch's FLOPs limit (beyond the bound around the root)
     batch_size: int = 64
     lr: float = 0.1
@@ -215,20 +217,29 @@ class Grower:
                                          done.seconds, done.effort, classes, {"warm_start_from": before.trial}))
 
     def _search_branch(self, number: int, name: str, classes: list[int]) -> NodeTraining:
-        sibling = self._sibling()
         s = self.settings
+        warm_from = self._root_warm_start() if s.leaf_warm_start == "root" else self._sibling()
         bounded = leafsearch.BoundedSpace(self.space, self.source.genome)
         found = leafsearch.search_node(bounded, class_subset(self.data, classes), s.config(s.leaf_epochs),
                                        budget=s.leaf_budget, warm_epochs=s.leaf_warm_epochs, max_flops=s.leaf_max_flops,
-                                       sibling=sibling, seed=s.seed + number, device=self.device)
+                                       warm_from=warm_from, seed=s.seed + number, device=self.device)
         extra = {"search": found.candidates, "max_flops": s.leaf_max_flops}
         chosen = next(c for c in found.candidates if c["chosen"])
-        if sibling is not None and chosen["warm_start"] == sibling.name:
-            extra["warm_start_from"] = sibling.trial
+        if warm_from is not None and chosen["warm_start"] == warm_from.name:
+            extra["warm_start_from"] = warm_from.trial
         return self._record(NodeTraining("new-branch", name, number, found.model, found.genome, found.accuracy,
                                          found.flops, found.seconds, found.effort, classes, extra))
 
-    def _sibling(self) -> leafsearch.Sibling | None:
+    def _root_warm_start(self) -> leafsearch.WarmStart:
+        """The root as it is now (its output layer just retrained): trained longest and on the
+        most classes, its features suit a branch better than a sibling's few-class ones
+        (measured: see README, ``automl bench grow``)."""
+        root = self.models[ROOT]
+        state = {k: v.detach().clone() for k, v in root.state_dict().items()}
+        outputs = nodes.output_layer(root)[2].out_features
+        return leafsearch.WarmStart(ROOT, self.tree.nodes[ROOT].trial, self.source.genome, state, outputs)
+
+    def _sibling(self) -> leafsearch.WarmStart | None:
         """The branch with the most classes (the latest on a tie, one found earlier in this task
         included): the new branch's warm start."""
         branches = [name for name in self.tree.nodes if name != ROOT]
@@ -237,7 +248,7 @@ class Grower:
         name = max(branches, key=lambda n: (len(self.tree.nodes[n].classes), n))
         node = self.tree.nodes[name]
         state = {k: v.detach().clone() for k, v in self.models[name].state_dict().items()}
-        return leafsearch.Sibling(name, node.trial, self.space.make(node.genes), state, len(node.classes))
+        return leafsearch.WarmStart(name, node.trial, self.space.make(node.genes), state, len(node.classes))
 
     def _record(self, training: NodeTraining) -> NodeTraining:
         model = training.model.to(self.device).eval()

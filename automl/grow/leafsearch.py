@@ -5,9 +5,10 @@ budget, over the tree's space bounded by the root (:class:`BoundedSpace`): each 
 at most the root's choice, nominal genes at the root's. A branch separates a few classes, so
 it needs no more than the root; the bound keeps every candidate cheaper than the root without
 the constraint repair a FLOPs limit needs (``max_flops`` may still be given). A bounded space
-no larger than the budget is evaluated whole (a root of the smallest genes leaves one). Where the tree
-already has a branch (a sibling), each candidate the engine does not warm-start itself starts
-from the sibling's trained weights through the space's Net2Net ``inherit`` (with a fresh output
+no larger than the budget is evaluated whole (a root of the smallest genes leaves one). Each
+candidate the engine does not warm-start itself starts from a trained network of the tree - the
+root (the default: trained longest, on the most classes) or the largest sibling branch - through
+the space's Net2Net ``inherit`` (shrinking moves keep the most important channels; a fresh output
 layer for its own classes), and trains ``warm_epochs``; a space that cannot make the move trains
 the candidate from scratch. The node is the cheapest candidate of the front within
 ``tolerance`` of the best validation accuracy.
@@ -37,8 +38,9 @@ from search_spaces.base import ORDINAL, SearchSpace
 
 
 @dataclass
-class Sibling:
-    """A trained branch of the same tree: the warm start of a new branch's candidates."""
+class WarmStart:
+    """A trained network of the same tree (the root or a branch): what a new branch's
+    candidates inherit their weights from."""
 
     name: str
     trial: int | None
@@ -93,27 +95,27 @@ class BoundedSpace(SearchSpace):
         return self.inner.parse(text)
 
 
-class SiblingEvaluator(CNNEvaluator):
-    """The CNN evaluator, warm-starting from a sibling branch where the engine offers no parent;
+class WarmStartEvaluator(CNNEvaluator):
+    """The CNN evaluator, warm-starting from a node of the tree where the engine offers no parent;
     it also records the samples each candidate trained on (for the training effort)."""
 
-    def __init__(self, *args: Any, sibling: Sibling | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, warm_from: WarmStart | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sibling = sibling
+        self.warm_from = warm_from
 
     def warm_start(self, genome: Genome, context: EvaluationContext | None, seed: int):
         model, attrs = super().warm_start(genome, context, seed)
-        if model is not None or self.sibling is None or self.warm_epochs is None:
+        if model is not None or self.warm_from is None or self.warm_epochs is None:
             return model, attrs
-        parent = self.space.build(self.sibling.genome, self.data.input_shape, self.sibling.num_classes)
-        parent.load_state_dict(self.sibling.state)
+        parent = self.space.build(self.warm_from.genome, self.data.input_shape, self.warm_from.num_classes)
+        parent.load_state_dict(self.warm_from.state)
         enlarge_output(parent, [None] * self.data.num_classes, seed)  # its classes are not ours
         try:
-            model, moves = self.space.inherit(parent, self.sibling.genome, genome, self.data.input_shape,
+            model, moves = self.space.inherit(parent, self.warm_from.genome, genome, self.data.input_shape,
                                               self.data.num_classes, torch.Generator().manual_seed(seed))
         except CannotInherit as why:
-            return None, {**attrs, "scratch_reason": f"not warm-started from sibling {self.sibling.name}: {why}"}
-        return model, {"warm_start_from_node": self.sibling.name, "warm_start_from_trial": self.sibling.trial,
+            return None, {**attrs, "scratch_reason": f"not warm-started from node {self.warm_from.name}: {why}"}
+        return model, {"warm_start_from_node": self.warm_from.name, "warm_start_from_trial": self.warm_from.trial,
                        "transforms": moves}
 
     def __call__(self, genome: Genome, context: EvaluationContext | None = None) -> Evaluation:
@@ -124,15 +126,15 @@ class SiblingEvaluator(CNNEvaluator):
 
 
 def search_node(space: SearchSpace, data: Dataset, config: TrainConfig, *, budget: int, warm_epochs: float,
-                max_flops: float | None, sibling: Sibling | None, seed: int, device: torch.device,
+                max_flops: float | None, warm_from: WarmStart | None, seed: int, device: torch.device,
                 tolerance: float = 0.01) -> FoundNode:
     """Search a branch's architecture on ``data`` (the branch's classes) over ``space`` (bound it
     with :class:`BoundedSpace`); return the chosen node."""
     with tempfile.TemporaryDirectory(prefix="automl-grow-") as tmp:
         store = StudyStore.create("branch-search", "memory", DEFAULT_OBJECTIVES, {"space": space.name},
                                   artifacts=Path(tmp))
-        evaluator = SiblingEvaluator(space, data, config, seed=seed, device=device, warm_epochs=warm_epochs,
-                                     sibling=sibling)
+        evaluator = WarmStartEvaluator(space, data, config, seed=seed, device=device, warm_epochs=warm_epochs,
+                                       warm_from=warm_from)
         whole = space.size() <= budget  # evaluate every genome (random order, no repeats)
         search = Search(space, evaluator, store, budget=min(budget, space.size()), seed=seed,
                         strategy="random" if whole else "nsga2", population=max(2, budget // 2),

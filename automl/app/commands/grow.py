@@ -13,11 +13,15 @@ from automl.app.commands.console import err, out
 from automl.core.errors import AutomlError
 
 ALPHA1_HELP = "Join the most likely output when its likelihood leads the second by more than this."
+WARM_STARTS = ("root", "sibling")
+WARM_START_HELP = ("What a new branch's candidates inherit their weights from (Net2Net): 'root' or the "
+                   "largest 'sibling' branch.")
 ALPHA2_HELP = "Else merge (or join) the two most likely outputs when the second leads the third by more."
 
 
 def _settings(alpha1: float, alpha2: float, max_children: int, root_epochs: float, epochs: float,
-              head_epochs: float, leaf_budget: int, leaf_epochs: float, leaf_max_flops: Optional[str], seed: int):
+              head_epochs: float, leaf_budget: int, leaf_epochs: float, leaf_max_flops: Optional[str], seed: int,
+              leaf_warm_start: str = "root"):
     from automl.app.config import parse_amount
     from automl.grow.grower import GrowSettings
     from automl.grow.placement import check_thresholds
@@ -29,10 +33,13 @@ def _settings(alpha1: float, alpha2: float, max_children: int, root_epochs: floa
                         ("--leaf-epochs", leaf_epochs)):
         if not value > 0:
             raise AutomlError(f"{name} must be a positive number, got {value}")
+    if leaf_warm_start not in WARM_STARTS:
+        raise AutomlError(f"--leaf-warm-start must be one of {', '.join(WARM_STARTS)}, got {leaf_warm_start!r}")
     limit = parse_amount(leaf_max_flops, "--leaf-max-flops") if leaf_max_flops is not None else None
     return GrowSettings(alpha1=alpha1, alpha2=alpha2, max_children=max_children, root_epochs=root_epochs,
                         epochs=epochs, head_epochs=head_epochs, leaf_budget=leaf_budget, leaf_epochs=leaf_epochs,
-                        leaf_warm_epochs=leaf_epochs / 2, leaf_max_flops=limit, seed=seed)
+                        leaf_warm_epochs=leaf_epochs / 2, leaf_warm_start=leaf_warm_start, leaf_max_flops=limit,
+                        seed=seed)
 
 
 def _root(from_dir: Optional[Path], study: Optional[str], storage: Optional[str], trial: Optional[int]):
@@ -70,6 +77,7 @@ def grow(
     leaf_epochs: float = typer.Option(2.0, help="Epochs of a search candidate (warm-started ones: half)."),
     leaf_max_flops: Optional[str] = typer.Option(None, help="FLOPs limit of a new branch (its candidates are "
                                                  "anyway no larger than the root in any gene)."),
+    leaf_warm_start: str = typer.Option("root", help=WARM_START_HELP),
     seed: int = typer.Option(0, help="Seed."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -83,7 +91,7 @@ def grow(
     from automl.store.study import check_study_name
 
     settings = _settings(alpha1, alpha2, max_children, root_epochs, epochs, head_epochs, leaf_budget, leaf_epochs,
-                         leaf_max_flops, seed)
+                         leaf_max_flops, seed, leaf_warm_start)
     label = dataset.split(":")[-1].rstrip("/").split("/")[-1]
     name = check_study_name(out_study or f"grow-{label}-{time.strftime('%Y%m%d-%H%M%S')}")
     source = _root(from_dir, study, storage, trial)
@@ -117,6 +125,7 @@ def bench_grow(
     head_epochs: float = typer.Option(3.0, help="Tree: epochs of the root's output layer."),
     leaf_budget: int = typer.Option(2, help="Tree: candidates of a new branch's search."),
     leaf_epochs: float = typer.Option(2.0, help="Tree: epochs of a search candidate."),
+    leaf_warm_start: str = typer.Option("root", help="Tree: " + WARM_START_HELP),
     seed: int = typer.Option(0, help="Seed."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -131,7 +140,8 @@ def bench_grow(
     from automl.experiments.results import write_result
     from automl.grow.grower import RootSource
 
-    settings = _settings(0.1, 0.1, 5, root_epochs, epochs, head_epochs, leaf_budget, leaf_epochs, None, seed)
+    settings = _settings(0.1, 0.1, 5, root_epochs, epochs, head_epochs, leaf_budget, leaf_epochs, None, seed,
+                         leaf_warm_start)
     space = search_spaces.get("mobile")
     chosen = space.parse(genome or BENCH_ROOT)
     data = load_mnist5k()

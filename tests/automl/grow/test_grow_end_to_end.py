@@ -80,10 +80,24 @@ def test_the_tree_is_recorded_one_trial_per_node_training(grown, monkeypatch):
         assert store.trials()[number].user_attrs["weights_artifact"]
     searched = [t for t in store.trials() if t.user_attrs["tree_role"] == "new-branch"]
     assert all(len(t.user_attrs["search"]) == 2 for t in searched)
-    if len(searched) == 2:  # the second branch's candidates start from the first (Net2Net)
-        assert any(c["warm_start"] == searched[0].user_attrs["tree_node"] for c in searched[1].user_attrs["search"])
+    for branch in searched:  # candidates the engine does not warm-start start from the root (Net2Net)
+        assert any(c["warm_start"] == "root" for c in branch.user_attrs["search"])
     reports = store.study.user_attrs["grow_reports"]
     assert reports[1]["accuracy"]["old"] is not None and reports[1]["effort"] > 0
+
+
+def test_new_branches_can_start_from_the_largest_sibling_instead(in_tmp, capsys):
+    from automl.store.study import StudyStore
+
+    model = exported_model(in_tmp / "model", [str(d) for d in range(10)])
+    code, _, _ = run(capsys, "grow", "--from", model, "--tasks", "0-1/2,3/4,5", "--tree-study", "sib",
+                     "--alpha1", "0", "--leaf-warm-start", "sibling", "--json", *TINY)
+    assert code == 0
+    searched = [t for t in StudyStore.open("sib").trials() if t.user_attrs["tree_role"] == "new-branch"]
+    assert searched and not any(c["warm_start"] == "root" for t in searched for c in t.user_attrs["search"])
+    if len(searched) >= 2:  # a later branch's candidates start from an earlier one
+        earlier = {t.user_attrs["tree_node"] for t in searched[:-1]}
+        assert any(c["warm_start"] in earlier for c in searched[-1].user_attrs["search"])
 
 
 def test_lineage_shows_the_tree(grown, monkeypatch, capsys):
@@ -157,6 +171,7 @@ def test_a_damaged_tree_file_is_one_line_and_exit_2(grown, monkeypatch, capsys, 
     (["--tasks", "0-4/5,11"], "unknown class '11'"),
     (["--tasks", "0-4/5", "--alpha1", "2"], "--alpha1"),
     (["--tasks", "0-4/5", "--max-children", "1"], "--max-children"),
+    (["--tasks", "0-4/5", "--leaf-warm-start", "parent"], "--leaf-warm-start"),
 ])
 def test_bad_streams_leave_nothing_stored(args, words, in_tmp, capsys):
     model = exported_model(in_tmp / "model", [str(d) for d in range(10)])
