@@ -133,6 +133,8 @@ def bench_grow(
 ) -> None:
     """Tree-CNN growth vs fine-tuning (all data / new classes only) vs training from scratch."""
     import search_spaces
+    import torch
+
     from automl.data import load_mnist5k
     from automl.data.streams import parse_tasks
     from automl.evaluate.devices import pick_device
@@ -148,8 +150,10 @@ def bench_grow(
     stream = parse_tasks(tasks, data.class_names)
     target = pick_device(device)
     data.to(target)
+    torch.manual_seed(seed)  # the root's initial weights: the same run for the same --seed
     model = space.build(chosen, data.input_shape, data.num_classes)
-    source = RootSource(space, chosen, model.state_dict(), list(data.class_names), data.input_shape, "random init")
+    source = RootSource(space, chosen, model.state_dict(), list(data.class_names), data.input_shape,
+                        f"random init (seed {seed})")
     described = {"tasks": tasks, "genome": space.format(chosen), "root_epochs": root_epochs, "epochs": epochs,
                  "scratch_epochs": scratch_epochs, "grow": vars(settings), "device": str(target)}
 
