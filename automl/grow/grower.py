@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from automl.core.errors import AutomlError
 from automl.core.genome import Genome
 from automl.data import Dataset
 from automl.data.streams import class_subset, relabel
@@ -29,6 +30,14 @@ from automl.grow.structure import ROOT, Node, Output, Tree, TreeError
 from automl.nn.flops import count_flops
 from automl.train.loop import TrainConfig, evaluate
 from search_spaces.base import SearchSpace
+
+
+WARM_STARTS = ("root", "sibling")  # what a new branch's candidates inherit from
+
+
+def check_warm_start(warm_start: str) -> None:
+    if warm_start not in WARM_STARTS:
+        raise AutomlError(f"--leaf-warm-start must be one of {', '.join(WARM_STARTS)}, got {warm_start!r}")
 
 
 @dataclass
@@ -90,6 +99,7 @@ class Grower:
                  device: torch.device, on_training: Callable[[NodeTraining], int | None] | None = None) -> None:
         check_source(source, data, tasks)
         placement.check_thresholds(settings.alpha1, settings.alpha2, settings.max_children)
+        check_warm_start(settings.leaf_warm_start)
         self.data, self.tasks, self.source, self.settings, self.device = data, tasks, source, settings, device
         self.space = source.space
         self.on_training = on_training or (lambda training: None)
@@ -234,10 +244,8 @@ class Grower:
         """The root as it is now (its output layer just retrained): trained longest and on the
         most classes, its features suit a branch better than a sibling's few-class ones
         (measured: see README, ``automl bench grow``)."""
-        root = self.models[ROOT]
-        state = {k: v.detach().clone() for k, v in root.state_dict().items()}
-        outputs = nodes.output_layer(root)[2].out_features
-        return leafsearch.WarmStart(ROOT, self.tree.nodes[ROOT].trial, self.source.genome, state, outputs)
+        outputs = nodes.output_layer(self.models[ROOT])[2].out_features
+        return self._warm_start(ROOT, self.source.genome, outputs)
 
     def _sibling(self) -> leafsearch.WarmStart | None:
         """The branch with the most classes (the latest on a tie, one found earlier in this task
@@ -247,8 +255,12 @@ class Grower:
             return None
         name = max(branches, key=lambda n: (len(self.tree.nodes[n].classes), n))
         node = self.tree.nodes[name]
+        return self._warm_start(name, self.space.make(node.genes), len(node.classes))
+
+    def _warm_start(self, name: str, genome: Genome, outputs: int) -> leafsearch.WarmStart:
+        """A copy of node ``name``'s weights as they are now (its search may not change them)."""
         state = {k: v.detach().clone() for k, v in self.models[name].state_dict().items()}
-        return leafsearch.WarmStart(name, node.trial, self.space.make(node.genes), state, len(node.classes))
+        return leafsearch.WarmStart(name, self.tree.nodes[name].trial, genome, state, outputs)
 
     def _record(self, training: NodeTraining) -> NodeTraining:
         model = training.model.to(self.device).eval()

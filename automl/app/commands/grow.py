@@ -13,7 +13,6 @@ from automl.app.commands.console import err, out
 from automl.core.errors import AutomlError
 
 ALPHA1_HELP = "Join the most likely output when its likelihood leads the second by more than this."
-WARM_STARTS = ("root", "sibling")
 WARM_START_HELP = ("What a new branch's candidates inherit their weights from (Net2Net): 'root' or the "
                    "largest 'sibling' branch.")
 ALPHA2_HELP = "Else merge (or join) the two most likely outputs when the second leads the third by more."
@@ -21,9 +20,9 @@ ALPHA2_HELP = "Else merge (or join) the two most likely outputs when the second 
 
 def _settings(alpha1: float, alpha2: float, max_children: int, root_epochs: float, epochs: float,
               head_epochs: float, leaf_budget: int, leaf_epochs: float, leaf_max_flops: Optional[str], seed: int,
-              leaf_warm_start: str = "root"):
+              leaf_warm_start: str):
     from automl.app.config import parse_amount
-    from automl.grow.grower import GrowSettings
+    from automl.grow.grower import GrowSettings, check_warm_start
     from automl.grow.placement import check_thresholds
 
     check_thresholds(alpha1, alpha2, max_children)
@@ -33,8 +32,7 @@ def _settings(alpha1: float, alpha2: float, max_children: int, root_epochs: floa
                         ("--leaf-epochs", leaf_epochs)):
         if not value > 0:
             raise AutomlError(f"{name} must be a positive number, got {value}")
-    if leaf_warm_start not in WARM_STARTS:
-        raise AutomlError(f"--leaf-warm-start must be one of {', '.join(WARM_STARTS)}, got {leaf_warm_start!r}")
+    check_warm_start(leaf_warm_start)
     limit = parse_amount(leaf_max_flops, "--leaf-max-flops") if leaf_max_flops is not None else None
     return GrowSettings(alpha1=alpha1, alpha2=alpha2, max_children=max_children, root_epochs=root_epochs,
                         epochs=epochs, head_epochs=head_epochs, leaf_budget=leaf_budget, leaf_epochs=leaf_epochs,
