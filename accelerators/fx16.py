@@ -22,17 +22,20 @@ unit of half the width would do the same number of operations (0 FLOPs saved) at
 half the energy and area of float32 - that is the claim this method makes, not a speed-up
 measured here.
 
-Kept cheap: on the CPU a rounding is one fused pass (:mod:`accelerators.kernels`; elsewhere
-four torch passes: ``floor(x / eps + u)``, clamp, scale), with ``u`` a window of pre-drawn
-uniform noise (:mod:`accelerators.dither`) rather than fresh random numbers; activations are
-rounded forward and their gradients backward by one autograd function; weights and gradients
-are rounded in place.
+Kept cheap: on the CPU a rounding is one fused pass that makes its own uniform numbers
+(:mod:`accelerators.kernels`); elsewhere four torch passes (``floor(x / eps + u)``, clamp,
+scale), with ``u`` a window of pre-drawn uniform noise (:mod:`accelerators.dither`) rather
+than fresh random numbers; activations are
+rounded forward by one autograd function and their gradients backward as the last stage of
+the layer's gradient chain (in place where an earlier stage, sparsegrad's pruning, made the
+tensor); weights and gradients are rounded in place.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -65,19 +68,18 @@ def quantize(x: Tensor, integer_bits: int, fraction_bits: int, stochastic: bool 
     return scaled.clamp_(-steps, steps - 1).mul_(eps)
 
 
-class _RoundBothWays(torch.autograd.Function):
-    """Rounds a layer's output forward and the gradient arriving at it backward. Rounding has
-    no useful derivative, so the gradient passes straight through (as in the paper) and is
-    rounded in turn."""
+class _RoundForward(torch.autograd.Function):
+    """Rounds a layer's output in the forward pass. Rounding has no useful derivative, so the
+    gradient passes straight through (as in the paper); rounding it is a gradient stage of the
+    layer (:class:`accelerators.layers.GradientChain`), shared with other methods that change it."""
 
     @staticmethod
     def forward(ctx, x: Tensor, rounding) -> Tensor:
-        ctx.rounding = rounding
         return rounding(x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return ctx.rounding(grad), None
+        return grad, None
 
 
 class FixedPoint16(Accelerator):
@@ -109,19 +111,20 @@ class FixedPoint16(Accelerator):
         self.il = self.values["wl"] - self.values["fl"]
         self.fl = self.values["fl"]
         self.stochastic = self.values["rounding"] == "stochastic"
-        self.dither = Dither()
+        self.dither = Dither()  # the torch path's noise; the fused kernels draw their own from a start
+        self.rng = np.random.default_rng(0)
         self.roundings = 0
         self.counts = {"values": 0, "sampled": 0, "saturated": 0, "flushed_to_zero": 0}
 
     def _q(self, x: Tensor, in_place: bool = False) -> Tensor:
-        noise = self.dither.like(x) if self.stochastic else None
         self.roundings += 1
         self.counts["values"] += x.numel()
         out = x if in_place else torch.empty_like(x)
-        if noise is not None and kernels.fusable(x, noise, out):  # one pass, every value counted
-            saturated, flushed = kernels.round_fixed_point(x, noise, self.il, self.fl, out)
+        if self.stochastic and kernels.fusable(x, out):  # one pass, every value counted
+            saturated, flushed = kernels.round_fixed_point(x, kernels.offsets(self.rng), self.il, self.fl, out)
             self._count(x.numel(), saturated, flushed)
             return out
+        noise = self.dither.like(x) if self.stochastic else None
         if self.roundings % STATS_EVERY:
             return quantize(x, self.il, self.fl, self.stochastic, noise, out=out)
         limit = 2.0 ** (self.il - 1)
@@ -136,7 +139,10 @@ class FixedPoint16(Accelerator):
         self.counts["flushed_to_zero"] += flushed
 
     def _quantize_output(self, module, inputs, output: Tensor) -> Tensor:
-        return _RoundBothWays.apply(output, self._q) if module.training else output
+        return _RoundForward.apply(output, self._q) if module.training else output
+
+    def _quantize_gradient(self, grad: Tensor, owned: bool) -> Tensor:
+        return self._q(grad, in_place=owned)
 
     @torch.no_grad()
     def _quantize_weights(self, state: TrainState) -> None:
@@ -147,6 +153,7 @@ class FixedPoint16(Accelerator):
         if event is Event.INIT:
             for layer in compute_layers(state.model):
                 self.hooks.forward_hook(layer, self._quantize_output)
+                self.hooks.gradient_stage(layer, self._quantize_gradient, self.order)
             self._quantize_weights(state)
         elif event is Event.BATCH:
             self._quantize_weights(state)  # the previous update, at the format's resolution

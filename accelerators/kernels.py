@@ -10,6 +10,13 @@ per machine). Float32 tensors on the CPU take this path; anything else (CUDA, ot
 tensors that are not one dense block) take the torch operations in the callers, which do
 the same arithmetic.
 
+Their uniform numbers come from a Weyl sequence computed in the loop, u_i = frac(s + i x
+0.618...) in 32-bit fixed point, with a start s drawn afresh for every tensor and call: over
+the draws of s each value meets a uniform number, so rounding and pruning stay unbiased value
+by value; the values of one tensor are evenly spread rather than independent of each other
+(as with the windows of one noise block the torch path uses, :mod:`accelerators.dither`).
+Reading pre-drawn noise had been a third of the bytes each pass moved.
+
 The kernels are serial on purpose: numba's parallel layer brings a second OpenMP thread pool
 beside torch's, and two pools spinning for the same cores slowed the training they sit in.
 """
@@ -22,6 +29,8 @@ from functools import cache
 import numpy as np
 import torch
 from torch import Tensor
+
+GOLDEN = 0x9E3779B9  # 2^32 / golden ratio: a Weyl sequence, its values spread evenly over [0, 1)
 
 
 def fusable(*tensors: Tensor) -> bool:
@@ -43,16 +52,19 @@ def _dense(t: Tensor) -> bool:
     return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
 
 
-def round_fixed_point(x: Tensor, noise: Tensor, integer_bits: int, fraction_bits: int,
+def round_fixed_point(x: Tensor, offset: int, integer_bits: int, fraction_bits: int,
                       out: Tensor) -> tuple[int, int]:
     """``out`` = x stochastically rounded to <IL, FL> (``floor(x / eps + u)``, saturated), in
-    one pass; ``out`` may be ``x``. Returns how many values saturated and how many nonzero
-    values became zero."""
+    one pass, with u the :func:`uniform` numbers from ``offset``; ``out`` may be ``x``. Returns
+    how many values saturated and how many nonzero values became zero."""
     eps = 2.0 ** -fraction_bits
     steps = 2.0 ** (integer_bits - 1) / eps
     kernels = _compiled()
-    saturated, flushed = kernels.round_fixed_point(_flat(x), _flat(noise), _flat(out), 1.0 / eps, eps,
-                                                   -steps, steps - 1)
+    bounds = (1.0 / eps, eps, -steps, steps - 1)
+    if out is x:  # one array: vectorised (two overlapping arrays make the compiler fall back to scalar code)
+        saturated, flushed = kernels.round_fixed_point_in_place(_flat(x), offset, *bounds)
+    else:
+        saturated, flushed = kernels.round_fixed_point(_flat(x), _flat(out), offset, *bounds)
     return int(saturated), int(flushed)
 
 
@@ -62,10 +74,27 @@ def mean_abs(g: Tensor) -> float:
     return float(_compiled().sum_abs(_flat(g))) / n if n else 0.0
 
 
-def prune_stochastic(g: Tensor, noise: Tensor, tau: float, out: Tensor) -> int:
+def prune_stochastic(g: Tensor, offset: int, tau: float, out: Tensor) -> int:
     """``out`` = g pruned as :func:`accelerators.sparsegrad.stochastic_prune` does (keep
-    |g| >= u * tau, as sign(g) * max(|g|, tau); else 0), in one pass. Returns the zeros made."""
-    return int(_compiled().prune_stochastic(_flat(g), _flat(noise), _flat(out), tau))
+    |g| >= u * tau, as sign(g) * max(|g|, tau); else 0), in one pass, with u the
+    :func:`uniform` numbers from ``offset``; ``out`` may be ``g``. Returns the zeros made."""
+    if out is g:
+        return int(_compiled().prune_stochastic_in_place(_flat(g), offset, tau))
+    return int(_compiled().prune_stochastic(_flat(g), _flat(out), offset, tau))
+
+
+def uniform(like: Tensor, offset: int) -> Tensor:
+    """The U[0, 1) numbers the kernels give the values of ``like`` (in memory order), as a
+    tensor shaped and laid out like it: the fallback path and the tests use the same ones."""
+    index = torch.arange(like.numel(), dtype=torch.int64)
+    bits = ((offset + index * GOLDEN) & 0xFFFFFFFF) >> 8
+    values = (bits.to(torch.float32) * 2.0 ** -24).to(like.device)
+    return values.as_strided(like.shape, like.stride()) if _dense(like) else values.view(like.shape)
+
+
+def offsets(rng: np.random.Generator) -> int:
+    """A fresh start of the sequence for one tensor: each value meets a uniform number."""
+    return int(rng.integers(1 << 32))
 
 
 def load() -> bool:
@@ -90,19 +119,38 @@ def _compiled():
     # Branch-free bodies in float32, as torch computes them: the compiler turns each loop into
     # SIMD code (the branchy float64 version ran 1.7x slower and differed from torch's rounding
     # in one value in a million); the sum may reorder its additions (fastmath), 4x faster.
+    # Rounding and pruning draw their uniform numbers themselves (:func:`uniform`): reading
+    # pre-drawn noise was a third of the bytes each pass moved.
+    @njit(cache=True, inline="always")
+    def uniform_at(offset, i):
+        return np.float32(((offset + i * GOLDEN) & 0xFFFFFFFF) >> 8) * np.float32(2.0 ** -24)
+
+    @njit(cache=True, inline="always")
+    def rounded(value, u, scale, step_size, low, high):
+        raw = np.floor(value * scale + u)
+        step = min(max(raw, low), high)
+        return step * step_size, raw != step, (step == 0) & (value != 0)
+
     @njit(cache=True, nogil=True)
-    def round_fixed_point(x, u, out, inv_eps, eps, low, high):
+    def round_fixed_point(x, out, offset, inv_eps, eps, low, high):
         saturated = 0
         flushed = 0
-        scale, step_size = np.float32(inv_eps), np.float32(eps)
-        low, high = np.float32(low), np.float32(high)
+        scale, step_size, low, high = np.float32(inv_eps), np.float32(eps), np.float32(low), np.float32(high)
         for i in range(x.size):
-            value = x[i]
-            raw = np.floor(value * scale + u[i])
-            step = min(max(raw, low), high)
-            saturated += raw != step
-            flushed += (step == 0) & (value != 0)
-            out[i] = step * step_size
+            out[i], hit_range, hit_zero = rounded(x[i], uniform_at(offset, i), scale, step_size, low, high)
+            saturated += hit_range
+            flushed += hit_zero
+        return saturated, flushed
+
+    @njit(cache=True, nogil=True)
+    def round_fixed_point_in_place(x, offset, inv_eps, eps, low, high):
+        saturated = 0
+        flushed = 0
+        scale, step_size, low, high = np.float32(inv_eps), np.float32(eps), np.float32(low), np.float32(high)
+        for i in range(x.size):
+            x[i], hit_range, hit_zero = rounded(x[i], uniform_at(offset, i), scale, step_size, low, high)
+            saturated += hit_range
+            flushed += hit_zero
         return saturated, flushed
 
     @njit(cache=True, nogil=True, fastmath=True)
@@ -112,26 +160,42 @@ def _compiled():
             total += abs(g[i])
         return total
 
+    @njit(cache=True, inline="always")
+    def pruned(value, u, tau):
+        magnitude = abs(value)
+        if magnitude >= u * tau:
+            return (value if magnitude >= tau else math.copysign(tau, value)), 0
+        return np.float32(0.0), 1
+
     @njit(cache=True, nogil=True)
-    def prune_stochastic(g, u, out, tau):
+    def prune_stochastic(g, out, offset, tau):
         zeros = 0
+        tau = np.float32(tau)
         for i in range(g.size):
-            value = g[i]
-            magnitude = abs(value)
-            if magnitude >= u[i] * tau:
-                out[i] = value if magnitude >= tau else math.copysign(tau, value)
-            else:
-                out[i] = 0.0
-                zeros += 1
+            out[i], zero = pruned(g[i], uniform_at(offset, i), tau)
+            zeros += zero
+        return zeros
+
+    @njit(cache=True, nogil=True)
+    def prune_stochastic_in_place(g, offset, tau):
+        zeros = 0
+        tau = np.float32(tau)
+        for i in range(g.size):
+            g[i], zero = pruned(g[i], uniform_at(offset, i), tau)
+            zeros += zero
         return zeros
 
     class Kernels:
         pass
 
     kernels = Kernels()
-    kernels.round_fixed_point, kernels.sum_abs, kernels.prune_stochastic = round_fixed_point, sum_abs, prune_stochastic
+    kernels.round_fixed_point, kernels.round_fixed_point_in_place = round_fixed_point, round_fixed_point_in_place
+    kernels.prune_stochastic, kernels.prune_stochastic_in_place = prune_stochastic, prune_stochastic_in_place
+    kernels.sum_abs = sum_abs
     one = np.zeros(1, dtype=np.float32)  # numba compiles (or loads) on the first call: make it here
-    round_fixed_point(one, one, one, 1.0, 1.0, -1.0, 1.0)
+    round_fixed_point(one, one, 1, 1.0, 1.0, -1.0, 1.0)
+    round_fixed_point_in_place(one, 1, 1.0, 1.0, -1.0, 1.0)
     sum_abs(one)
-    prune_stochastic(one, one, one, 1.0)
+    prune_stochastic(one, one, 1, 1.0)
+    prune_stochastic_in_place(one, 1, 1.0)
     return kernels

@@ -23,8 +23,10 @@ The threshold comes from the statistics of g:
 Emulated: dense kernels do the same work on sparse tensors. The trial reports the density
 reached and the backward FLOPs a sparsity-exploiting kernel would skip. Kept cheap: the
 paper's threshold is one pass (mean |g|), pruning one more (:mod:`accelerators.kernels` on
-the CPU; elsewhere a few torch passes), with pre-drawn uniform noise
-(:mod:`accelerators.dither`) instead of fresh random numbers.
+the CPU, which makes its own uniform numbers; elsewhere a few torch passes with pre-drawn
+noise, :mod:`accelerators.dither`). With fx16, pruning and rounding the same gradient are two
+stages of one backward step (:class:`accelerators.layers.GradientChain`): pruned first, then
+rounded in place onto fx16's grid, as fixed-point hardware would hold it.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ import math
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from accelerators import kernels
 from accelerators.base import Accelerator, Option
 from accelerators.dither import Dither
-from accelerators.layers import map_gradient
 from automl.train.events import Event, TrainState
 
 SAMPLE = 8192  # entries of |g| used to fit the threshold
@@ -104,6 +106,7 @@ class SparseGradients(Accelerator):
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
         self.dither = Dither(seed=1)  # offsets of its own: fx16 rounds some gradients sparsegrad prunes
+        self.rng = np.random.default_rng(1)  # the fused kernel's starts, as Dither's offsets
         self.zeros = torch.zeros((), dtype=torch.float64)
         self.entries = 0
         self.saved = torch.zeros((), dtype=torch.float64)
@@ -111,8 +114,8 @@ class SparseGradients(Accelerator):
         self.backward_flops = 0.0
 
     def _prune(self, layer: nn.Conv2d, first: bool):
-        def prune(g: Tensor) -> Tensor:
-            pruned, zero = self._pruned(g)
+        def prune(g: Tensor, owned: bool) -> Tensor:
+            pruned, zero = self._pruned(g, owned)
             self.zeros += zero
             self.entries += g.numel()
             # backward of a conv: input gradient (skipped for the first layer) + weight gradient,
@@ -133,23 +136,23 @@ class SparseGradients(Accelerator):
             return fit_threshold(sample, self.values["sparsity"])
         return normal_threshold(g, self.values["sparsity"])  # any layout: no flattening copy
 
-    def _pruned(self, g: Tensor) -> tuple[Tensor, Tensor | int]:
-        """g pruned at this layer's threshold, and the number of zeros it now holds."""
+    def _pruned(self, g: Tensor, owned: bool = False) -> tuple[Tensor, Tensor | int]:
+        """g pruned at this layer's threshold (in place where ``owned``), and the number of
+        zeros it now holds."""
         tau = self._threshold(g)
         if tau <= 0:
             return g, (g == 0).sum()
-        noise, out = self.dither.like(g), torch.empty_like(g)
-        if kernels.fusable(g, noise, out):
-            return out, kernels.prune_stochastic(g, noise, tau, out)  # one pass
-        pruned = stochastic_prune(g, tau, noise)
+        out = g if owned else torch.empty_like(g)
+        if kernels.fusable(g, out):
+            return out, kernels.prune_stochastic(g, kernels.offsets(self.rng), tau, out)  # one pass
+        pruned = stochastic_prune(g, tau, self.dither.like(g))
         return pruned, (pruned == 0).sum()
 
     def apply(self, event: Event, state: TrainState) -> None:
         if event is Event.INIT:
             convs = [m for m in state.model.modules() if isinstance(m, nn.Conv2d)]
             for i, layer in enumerate(convs):
-                rule = self._prune(layer, first=i == 0)
-                self.hooks.forward_hook(layer, lambda m, i, out, rule=rule: map_gradient(out, rule) if m.training else out)
+                self.hooks.gradient_stage(layer, self._prune(layer, first=i == 0), self.order)
         elif event is Event.FIT_END:
             self.teardown(state)
 
