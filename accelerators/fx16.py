@@ -26,9 +26,9 @@ Kept cheap: on the CPU a rounding is one fused pass that makes its own uniform n
 (:mod:`accelerators.kernels`); elsewhere four torch passes (``floor(x / eps + u)``, clamp,
 scale), with ``u`` a window of pre-drawn uniform noise (:mod:`accelerators.dither`) rather
 than fresh random numbers; activations are
-rounded forward by one autograd function and their gradients backward as the last stage of
-the layer's gradient chain (in place where an earlier stage, sparsegrad's pruning, made the
-tensor); weights and gradients are rounded in place.
+rounded forward by one autograd function and their gradients backward as the first stage of
+the layer's gradient chain (a method after it, sparsegrad's pruning, then works in place on
+the rounded copy); weights and gradients are rounded in place.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ from automl.train.events import Event, TrainState
 
 
 STATS_EVERY = 16  # roundings between two counts of saturated and flushed values
+# The first of a layer's gradient stages, whatever the other methods' order: fixed-point
+# hardware delivers the gradient already in the format, and other methods act on that
+GRADIENT_ARRIVES = -1
 
 
 def quantize(x: Tensor, integer_bits: int, fraction_bits: int, stochastic: bool = True,
@@ -121,7 +124,7 @@ class FixedPoint16(Accelerator):
         self.counts["values"] += x.numel()
         out = x if in_place else torch.empty_like(x)
         if self.stochastic and kernels.fusable(x, out):  # one pass, every value counted
-            saturated, flushed = kernels.round_fixed_point(x, kernels.offsets(self.rng), self.il, self.fl, out)
+            saturated, flushed = kernels.round_fixed_point(x, kernels.starts(self.rng), self.il, self.fl, out)
             self._count(x.numel(), saturated, flushed)
             return out
         noise = self.dither.like(x) if self.stochastic else None
@@ -153,7 +156,7 @@ class FixedPoint16(Accelerator):
         if event is Event.INIT:
             for layer in compute_layers(state.model):
                 self.hooks.forward_hook(layer, self._quantize_output)
-                self.hooks.gradient_stage(layer, self._quantize_gradient, self.order)
+                self.hooks.gradient_stage(layer, self._quantize_gradient, GRADIENT_ARRIVES)
             self._quantize_weights(state)
         elif event is Event.BATCH:
             self._quantize_weights(state)  # the previous update, at the format's resolution

@@ -24,9 +24,12 @@ Emulated: dense kernels do the same work on sparse tensors. The trial reports th
 reached and the backward FLOPs a sparsity-exploiting kernel would skip. Kept cheap: the
 paper's threshold is one pass (mean |g|), pruning one more (:mod:`accelerators.kernels` on
 the CPU, which makes its own uniform numbers; elsewhere a few torch passes with pre-drawn
-noise, :mod:`accelerators.dither`). With fx16, pruning and rounding the same gradient are two
-stages of one backward step (:class:`accelerators.layers.GradientChain`): pruned first, then
-rounded in place onto fx16's grid, as fixed-point hardware would hold it.
+noise, :mod:`accelerators.dither`). With fx16, rounding and pruning the same gradient are two
+stages of one backward step (:class:`accelerators.layers.GradientChain`): the gradient arrives
+rounded, as fixed-point hardware would deliver it, and is pruned in place; the +-tau it sets
+are then the one magnitude per layer off fx16's grid. (Pruning first and rounding after kept
+every value on the grid but lost 10 more points of accuracy at 0.5 epochs: two unbiased
+roundings of values far below the grid's step.)
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ class SparseGradients(Accelerator):
             return g, (g == 0).sum()
         out = g if owned else torch.empty_like(g)
         if kernels.fusable(g, out):
-            return out, kernels.prune_stochastic(g, kernels.offsets(self.rng), tau, out)  # one pass
+            return out, kernels.prune_stochastic(g, kernels.starts(self.rng), tau, out)  # one pass
         pruned = stochastic_prune(g, tau, self.dither.like(g))
         return pruned, (pruned == 0).sum()
 

@@ -1,6 +1,6 @@
 """A layer's gradient chain: stages in their methods' order, in place only where it is safe, and
 the layer left as built afterwards; with fx16 and sparsegrad the gradient a convolution gets is
-pruned and on fx16's grid."""
+rounded onto fx16's grid, then pruned."""
 
 import torch
 from torch import nn
@@ -40,7 +40,7 @@ def test_stages_run_in_order_and_only_a_later_stage_owns_its_tensor():
     assert not layer._forward_hooks  # the last stage gone: the layer is as built
 
 
-def test_fx16_and_sparsegrad_hand_each_convolution_a_pruned_gradient_on_the_grid(small_mnist, tiny_model):
+def test_fx16_and_sparsegrad_hand_each_convolution_a_rounded_then_pruned_gradient(small_mnist, tiny_model):
     model = tiny_model()
     conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1))
     arrived: list[torch.Tensor] = []
@@ -60,5 +60,6 @@ def test_fx16_and_sparsegrad_hand_each_convolution_a_pruned_gradient_on_the_grid
     probe.remove()
     assert arrived
     for g in arrived:
-        assert torch.equal(g / STEP, torch.round(g / STEP))  # rounded last, onto <4,12>
-        assert (g == 0).float().mean() > 0.3  # and pruned
+        off_grid = g[g / STEP != torch.round(g / STEP)]
+        assert off_grid.abs().unique().numel() <= 1  # rounded onto <4,12>, but for the +-tau pruning set
+        assert (g == 0).float().mean() > 0.3
