@@ -78,6 +78,10 @@ class Accelerator(ABC):
     order: ClassVar[int] = 50
     ddp_safe: ClassVar[bool] = False  # may run under DistributedDataParallel (each method says why)
     ddp_note: ClassVar[str] = ""
+    # may train a model for export (``automl export --retrain-epochs E --accelerate``), where the
+    # trainer's validation split is the held-out test split and the trained model is written out
+    export_safe: ClassVar[bool] = True
+    export_note: ClassVar[str] = ""  # why not, where it may not
 
     def __init__(self, **values: Any) -> None:
         unknown = sorted(set(values) - set(self.options))

@@ -262,6 +262,25 @@ def activation_elements(model: nn.Module, input_shape: tuple[int, int, int]) -> 
     return sum(layer.out_channels * h * w for layer, (h, w) in _walk(model, input_shape))
 
 
+def channel_widths(model: nn.Module) -> dict[str, int]:
+    """Every channel group's width: with its genome, what rebuilds a network PruneTrain narrowed."""
+    return {group.name: group.width for group in channel_groups(model)}
+
+
+def narrow_to(model: nn.Module, widths: dict[str, int]) -> nn.Module:
+    """``model``, built from its genome, with each channel group cut to ``widths``: the shape of
+    a network PruneTrain narrowed, ready for its weights (the channels kept here do not matter,
+    loading the weights overwrites them)."""
+    slicer = _Slicer()
+    for group in channel_groups(model):
+        width = widths.get(group.name, group.width)
+        if not 1 <= width <= group.width:
+            raise AutomlError(f"channel group {group.name!r} cannot be cut to {width} of its {group.width} channels")
+        if width != group.width:
+            remove_channels(group, torch.arange(width), slicer)
+    return model
+
+
 def architecture(groups: list[ChannelGroup], model: nn.Module) -> dict[str, Any]:
     """Widths of the (pruned) network: stem, per stage per block hidden and output, head."""
     by_name = {g.name: g for g in groups}

@@ -1,4 +1,6 @@
-"""Uniform noise for stochastic rounding, cheap enough to use on every tensor of every step.
+"""Uniform noise for stochastic rounding on the torch path (GPUs, other dtypes), cheap enough to
+use on every tensor of every step. (On the CPU the fused kernels of :mod:`accelerators.kernels`
+make their own.)
 
 Stochastic rounding (fx16) and stochastic pruning (sparsegrad) need one uniform random number
 per value, and drawing them is what made their emulation slow: ``torch.rand_like`` costs more

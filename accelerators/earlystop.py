@@ -116,6 +116,9 @@ class EarlyStop(Accelerator):
     ddp_note = (
         "each rank would decide at a rung on its own; a rank that stops while the others train "
         "hangs their all-reduce")
+    export_safe = False
+    export_note = ("it decides on validation accuracy, and a retraining for export holds out the test split "
+                   "as its validation split: the exported model's test accuracy would have chosen its training")
     events = frozenset({Event.INIT, Event.BATCH})
     options = {
         "eta": Option(3, "keep the best 1/eta at each rung", lambda v: v >= 2, ">= 2"),

@@ -108,8 +108,8 @@ class SparseGradients(Accelerator):
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
-        self.dither = Dither(seed=1)  # offsets of its own: fx16 rounds some gradients sparsegrad prunes
-        self.rng = np.random.default_rng(1)  # the fused kernel's starts, as Dither's offsets
+        self.dither = Dither(seed=1)  # the torch path's noise, offsets of its own: fx16 rounds what it prunes
+        self.rng = np.random.default_rng(1)  # the fused kernel's starts
         self.zeros = torch.zeros((), dtype=torch.float64)
         self.entries = 0
         self.saved = torch.zeros((), dtype=torch.float64)

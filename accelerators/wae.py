@@ -151,6 +151,9 @@ class WaveletEncoderInput(Accelerator):
     ddp_note = (
         "encodes the data and wraps the model at SETUP, the same on every rank; the encoder is "
         "shared and frozen")
+    export_safe = False
+    export_note = ("the model it trains reads its encoder's codes, not images: the exported model would not "
+                   "take the data it is meant for")
     events = frozenset({Event.SETUP, Event.FIT_END})
     options = {
         "epochs": Option(2, "epochs of the one-off encoder training", lambda v: 1 <= v <= 100, "1 <= epochs <= 100"),

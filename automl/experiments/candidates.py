@@ -82,13 +82,9 @@ def shuffled_candidates(space: Any, data: Dataset, count: int, limit: float | No
 def warm_up(space: Any, data: Dataset, genome: Any, epochs: float = 0.25, seed: int = 0) -> None:
     """An untimed training run: a process's first training pays one-off start-up costs (thread
     pools, kernels) that would otherwise be charged to whatever a benchmark times first - the
-    emulated methods' too: their fused kernels are loaded and their noise block drawn once per
-    process (a search pays them once, not per candidate)."""
-    import torch
-
+    emulated methods' too: their fused kernels are loaded once per process (a search pays that
+    once, not per candidate)."""
     from accelerators import kernels
-    from accelerators.dither import Dither
 
     kernels.load()
-    Dither().like(torch.empty(1))
     train(space.build(genome, data.input_shape, data.num_classes), data, TrainConfig(epochs=epochs), seed=seed)

@@ -37,6 +37,7 @@ from torch import nn
 
 from automl.reporting.cards import (CARD, CARD_FORMAT, CARD_VERSION, FORMATS, ONNX, ONNX_OPSET, ONNX_TOLERANCE, PT2,
                                     WEIGHTS, ExportError, sha256_of)
+from automl.reporting.retraining import check_accelerate, final_weights, narrowed_widths, train_config
 from automl.store.study import StudyStore
 
 # -- progress ---------------------------------------------------------------------------------
@@ -144,29 +145,6 @@ def _study_data(store: StudyStore):
     return study_data(store)
 
 
-def _train_config(settings: dict[str, Any], epochs: float):
-    from automl.evaluate.retrain import train_config
-
-    return train_config(settings, epochs)
-
-
-def _train_plus_val(data):
-    """A dataset whose training split is train + validation and whose val split is the test
-    split: retraining runs no accelerators, so the trainer reads "val" only for its final
-    evaluation, which is then the test accuracy."""
-    from automl.data import Dataset, Split
-
-    if data.train.in_memory and data.val.in_memory:
-        train = Split(x=torch.cat([data.train.x, data.val.x]), y=torch.cat([data.train.y, data.val.y]))
-    else:
-        train = Split(y=torch.cat([data.train.y, data.val.y]),
-                      stream=torch.utils.data.ConcatDataset([data.train.stream, data.val.stream]))
-    return Dataset(data.name, train, data.test, data.test, data.input_shape, data.class_names,
-                   data.mean, data.std, data.info)
-
-
-# -- writing ----------------------------------------------------------------------------------
-
 def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> dict[str, Any]:
     """ONNX with a dynamic batch axis, checked by onnx and against torch by onnxruntime."""
     import onnx
@@ -217,7 +195,7 @@ def _like_other_files(path: Path) -> None:
 
 def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequence[str],
                  retrain_epochs: float | None, device: torch.device,
-                 progress: ExportProgress, trainer=None) -> dict[str, Any] | None:
+                 progress: ExportProgress, trainer=None, accelerate: str = "") -> dict[str, Any] | None:
     """Export one trial into ``out/trial-N``; returns its card (None on a DDP rank other than
     0, which retrains with the others and writes nothing)."""
     import search_spaces
@@ -232,8 +210,8 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
     progress.trial_started(job.asked, label, retrain_epochs)
     torch.manual_seed(int(trial.user_attrs.get("seed", settings.get("seed", 0))))  # a retrained model's init
     model = space.build(genome, data.input_shape, data.num_classes)
-    model, test_accuracy, retrained = _final_weights(store, trial, model, data, retrain_epochs, device, progress,
-                                                     trainer)
+    model, test_accuracy, retrained = final_weights(store, trial, model, data, retrain_epochs, device, progress,
+                                                     trainer, accelerate)
     if trainer is not None and not trainer.writes:
         return None
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
@@ -242,6 +220,9 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
     files = _write_model_files(model, folder, formats, trial.number, torch.zeros((2, c, h, w)))
 
     attrs = trial.user_attrs
+    widths = narrowed_widths(model, space.build(genome, data.input_shape, data.num_classes))
+    if widths is not None:  # an accelerator narrowed it while retraining (PruneTrain): its own cost
+        attrs = {key: value for key, value in attrs.items() if key not in ("flops", "params")}
     flops = int(attrs.get("flops") or count_flops(model, data.input_shape))
     from automl import __version__
 
@@ -258,6 +239,7 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
         "test_samples": len(data.test),
         "flops": flops, "mflops": flops / 1e6, "params": int(attrs.get("params") or count_params(model)),
         "weights": "retrained" if retrained else "search",
+        **({"channel_widths": widths} if widths is not None else {}),
         "retrained": retrained,
         "search": {key: attrs[key] for key in ("epochs", "seconds", "generation", "warm_start_from", "transforms",
                                                 "accelerators", "accelerator_reports", "seed", "trained_from",
@@ -270,30 +252,6 @@ def export_trial(store: StudyStore, job: _Job, data, out: Path, formats: Sequenc
     card["folder"] = str(folder)
     progress.trial_finished(card)
     return card
-
-
-def _final_weights(store: StudyStore, trial: FrozenTrial, model: nn.Module, data, retrain_epochs: float | None,
-                   device: torch.device, progress: ExportProgress,
-                   trainer=None) -> tuple[nn.Module, float, dict | None]:
-    """The search's stored weights (scored on the test split), or the architecture retrained
-    from scratch on train + validation (on several processes with a DDP ``trainer``); with
-    what the retraining did."""
-    from automl.train.loop import evaluate, train
-
-    settings = store.settings
-    seed = int(trial.user_attrs.get("seed", settings.get("seed", 0)))
-    if retrain_epochs is None:
-        model.load_state_dict(store.download_weights(trial))
-        model.to(device)
-        return model, evaluate(model, data.test, device=device), None
-    config = _train_config(settings, retrain_epochs)
-    result = (trainer or train)(model, _train_plus_val(data), config, seed=seed, device=device,
-                                on_epoch=progress.epoch_finished)
-    retrained = {"epochs": result.epochs, "seconds": result.seconds, "seed": seed,
-                 "samples": result.samples, "on": "train + validation", "recipe": config.as_dict()}
-    if trainer is not None:
-        retrained["distributed"] = trainer.describe(device, config.batch_size)
-    return result.model, result.accuracy, retrained
 
 
 def _write_model_files(model: nn.Module, folder: Path, formats: Sequence[str], trial_number: int,
@@ -326,11 +284,12 @@ def _json_default(value: Any) -> Any:
 def export_study(store: StudyStore, out: str | Path, trials: Sequence[int] | None = None,
                  formats: str | Sequence[str] = FORMATS, retrain_epochs: float | None = None,
                  device: str = "auto", progress: ExportProgress | None = None,
-                 nproc: int = 1) -> list[dict[str, Any]]:
+                 nproc: int = 1, accelerate: str = "") -> list[dict[str, Any]]:
     """Export the Pareto-optimal trials of a study (or the named ones); returns their cards,
     each with the ``folder`` it was written to. ``nproc`` > 1 (or torchrun) retrains with
     DistributedDataParallel (see :mod:`automl.evaluate.distributed`); a torchrun rank other
-    than 0 retrains with the others, writes nothing and returns no card."""
+    than 0 retrains with the others, writes nothing and returns no card. ``accelerate`` names
+    methods the retraining runs with (PruneTrain, for long retraining)."""
     from automl.evaluate.devices import pick_device
     from automl.evaluate.distributed import check_batch, distributed_trainer, torchrun_launch
 
@@ -350,6 +309,7 @@ def export_study(store: StudyStore, out: str | Path, trials: Sequence[int] | Non
         return [export_tree(store, _study_data(store).to(target), out, chosen_formats, target)]
     if retrain_epochs is not None and not (retrain_epochs > 0 and math.isfinite(retrain_epochs)):
         raise ExportError(f"--retrain-epochs must be a positive number, got {retrain_epochs}")
+    check_accelerate(accelerate, retrain_epochs, nproc if launch is None else launch.world)
     jobs = _choose(store, trials, retrain_epochs)
     data = _study_data(store)
     target = pick_device(device)
@@ -357,14 +317,14 @@ def export_study(store: StudyStore, out: str | Path, trials: Sequence[int] | Non
     if trainer is None:
         data.to(target)
     else:  # the ranks move the data to their own devices
-        check_batch(_train_config(store.settings, retrain_epochs), len(data.train) + len(data.val),
+        check_batch(train_config(store.settings, retrain_epochs), len(data.train) + len(data.val),
                     trainer.launch.world)
     progress = progress or ExportProgress()
     out = Path(out)
     progress.start(len(jobs))
     try:
-        cards = [export_trial(store, job, data, out, chosen_formats, retrain_epochs, target, progress, trainer)
-                 for job in jobs]
+        cards = [export_trial(store, job, data, out, chosen_formats, retrain_epochs, target, progress, trainer,
+                              accelerate) for job in jobs]
         return [card for card in cards if card is not None]
     finally:
         progress.stop()

@@ -15,8 +15,9 @@ from automl.reporting.cards import WEIGHTS, ExportError, load_card, sha256_of
 def load_model(path: str | Path) -> nn.Module:
     """Rebuild an exported model from its card and safetensors weights, in eval mode.
 
-    No pickle is involved: the architecture comes from the card's space and genome string,
-    the weights from safetensors, checked against the sha256 the card records.
+    No pickle is involved: the architecture comes from the card's space and genome string (and
+    its channel widths, where PruneTrain narrowed the model), the weights from safetensors,
+    checked against the sha256 the card records.
     """
     import search_spaces
     from safetensors import SafetensorError
@@ -39,6 +40,10 @@ def load_model(path: str | Path) -> nn.Module:
     genes = card.get("genes")  # exact; the genome string is for people (and older cards)
     genome = space.make(genes) if isinstance(genes, dict) else space.parse(card["genome"])
     model = space.build(genome, tuple(card["input_shape"]), len(card["class_names"]))
+    if card.get("channel_widths"):  # narrowed by PruneTrain while it was retrained for export
+        from accelerators.channel_groups import narrow_to
+
+        narrow_to(model, card["channel_widths"])
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as error:

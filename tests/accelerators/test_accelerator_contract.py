@@ -31,6 +31,7 @@ def test_declares_an_honest_kind_a_summary_and_its_paper(name):
 def test_declares_ddp_safety_with_a_reason_and_round_trips_its_state(name):
     cls = accelerators.get(name)
     assert isinstance(cls.ddp_safe, bool) and len(cls.ddp_note) > 20, name
+    assert isinstance(cls.export_safe, bool) and (cls.export_safe or len(cls.export_note) > 20), name
     instance = cls()
     saved = json.loads(json.dumps(instance.state_dict()))  # plain values: no pickle needed
     fresh = cls()

@@ -20,6 +20,10 @@ def export(
                             help="Comma-separated: safetensors, onnx, pt2 (safetensors and card.json always)."),
     retrain_epochs: Optional[float] = typer.Option(None, help="Retrain each architecture from scratch on "
                                                    "train + validation for this many epochs first."),
+    accelerate: str = typer.Option("", help="With --retrain-epochs: accelerators the retraining runs with, as for "
+                                   "search (e.g. 'prunetrain' for long runs: the model it narrows is exported "
+                                   "with its channel widths). Methods that read the validation split while "
+                                   "training (earlystop) or change the model's input (wae) are refused."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N] (retraining and evaluation)."),
     nproc: int = typer.Option(1, help="With --retrain-epochs: retrain on this many processes with "
                               "DistributedDataParallel (gloo on CPUs, NCCL on GPUs: one GPU each); the "
@@ -42,7 +46,7 @@ def export(
     if launch is not None and launch.rank != 0:  # under torchrun rank 0 writes and reports
         quiet, as_json = True, False
     progress = ExportProgress() if quiet or as_json else RichExportProgress(err)
-    cards = export_study(store, out_dir, trial, formats, retrain_epochs, device, progress, nproc)
+    cards = export_study(store, out_dir, trial, formats, retrain_epochs, device, progress, nproc, accelerate)
     if as_json:
         print(json.dumps(cards, indent=2, default=str))
         return

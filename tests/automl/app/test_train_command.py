@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import cli
 from automl.store.study import StudyStore
@@ -121,3 +122,39 @@ def test_help_of_the_ddp_commands_imports_no_torch(command):
     done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=600)
     assert "--nproc" in done.stdout or "--ddp-processes" in done.stdout, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1] == "HEAVY []", done.stderr[-2000:]
+
+
+def test_export_retrains_with_prunetrain_and_the_narrowed_model_loads_and_predicts(capsys, tiny_study):
+    from automl import load_model
+    from automl.nn.flops import count_flops
+
+    url, folder = tiny_study
+    strong = "prunetrain:ratio=0.99,every=0.25,grow=false,step=prox"  # prunes within a fraction of an epoch
+    code, out, err = run(capsys, "export", "--study", "tiny", "--storage", url, "--trial", 0, "--retrain-epochs",
+                         0.3, "--accelerate", strong, "--format", "safetensors,onnx", "--device", "cpu",
+                         "--out", folder / "pruned", "--json")
+    assert code == 0, err
+    card = json.loads(out)[0]
+    report = card["retrained"]["accelerator_reports"]["prunetrain"]
+    assert card["retrained"]["accelerators"][0].startswith("prunetrain:ratio=0.99") and report["reconfigurations"] >= 1
+    source = StudyStore.open("tiny", url).study.trials[0]
+    assert card["channel_widths"] and card["flops"] == report["flops_after"] < source.user_attrs["flops"]
+    model = load_model(folder / "pruned" / "trial-0")  # the genome rebuilt, cut to the recorded widths
+    c, h, w = card["input_shape"]
+    assert count_flops(model, (c, h, w)) == card["flops"]
+    assert model(torch.zeros(2, c, h, w)).shape == (2, card["num_classes"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--accelerate", "prunetrain"], "--accelerate trains: it needs --retrain-epochs E"),
+    (["--retrain-epochs", 0.05, "--accelerate", "earlystop"], "'earlystop' cannot train a model for export"),
+    (["--retrain-epochs", 0.05, "--accelerate", "wae"], "'wae' cannot train a model for export"),
+    (["--retrain-epochs", 0.05, "--accelerate", "warp9"], "unknown accelerator 'warp9'"),
+    (["--retrain-epochs", 0.05, "--nproc", 2, "--accelerate", "prunetrain"], "cannot train on 2 processes"),
+])
+def test_export_refuses_accelerators_it_cannot_retrain_with(capsys, tiny_study, args, message):
+    url, folder = tiny_study
+    code, _, err = run(capsys, "export", "--study", "tiny", "--storage", url, "--trial", 0, "--format",
+                       "safetensors", "--device", "cpu", "--out", folder / "refused", *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (folder / "refused").exists()  # refused before anything was written
