@@ -65,7 +65,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                                  help="Print the version and exit.")) -> None:
-    pass
+    from automl.experiments.results import remember_source
+
+    remember_source()  # a result written at the end names the code that started
 
 
 def _parse_errors() -> tuple[type[BaseException], ...]:

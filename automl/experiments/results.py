@@ -60,18 +60,36 @@ def _gpu() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
+_STARTED_ON: dict[str, Any] | None = None  # the code a command started with (remember_source)
+
+
+def _source() -> dict[str, Any]:
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
+
+
+def remember_source() -> None:
+    """Note the commit (and whether the tree was dirty) as a command starts: a benchmark that
+    writes its result half an hour later must name the code that ran, not the code checked
+    out by then. The CLI calls it before every command."""
+    global _STARTED_ON
+    _STARTED_ON = _source()
+
+
 def provenance(command: list[str] | None = None) -> dict[str, Any]:
-    """What produced a result: command, commit, versions, machine, threads, date."""
+    """What produced a result: command, commit (as the command started, where it was noted),
+    versions, machine, threads, date."""
     threads = None
     if "torch" in sys.modules:
         import torch
 
         threads = torch.get_num_threads()
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    source = now = _source()
+    if _STARTED_ON is not None and _STARTED_ON != now:  # the code changed while it ran: say both
+        source = {**_STARTED_ON, "git_at_write": now}
     return {
         "command": " ".join(command if command is not None else ["automl", *sys.argv[1:]]),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
+        **source,
         "versions": _versions(),
         "python": platform.python_version(),
         "cpu": _cpu_model(),

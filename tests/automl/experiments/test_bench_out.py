@@ -78,3 +78,16 @@ def test_bench_search_takes_an_evaluation_budget_and_accelerators(monkeypatch, c
     with pytest.raises(SystemExit) as exit_:
         cli.main(["bench", "search", "--accelerate", "nosuchmethod"])
     assert exit_.value.code == 2 and seen["evaluations"] == 7  # refused before anything ran
+
+
+def test_a_result_names_the_commit_its_command_started_on(tmp_path, monkeypatch):
+    """A benchmark runs for minutes; a commit made meanwhile is not the code that ran."""
+    from automl.experiments import results
+
+    heads = iter(["started-on", "checked-out-at-write"])
+    monkeypatch.setattr(results, "_git", lambda *args: next(heads) if args[0] == "rev-parse" else "")
+    monkeypatch.setattr(results, "_STARTED_ON", None)
+    results.remember_source()
+    stored = json.loads(results.write_result(tmp_path / "r.json", {"figure": 1}).read_text())["provenance"]
+    assert stored["git_commit"] == "started-on" and stored["git_dirty"] is False
+    assert stored["git_at_write"] == {"git_commit": "checked-out-at-write", "git_dirty": False}
