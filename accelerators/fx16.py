@@ -57,14 +57,17 @@ def quantize(x: Tensor, integer_bits: int, fraction_bits: int, stochastic: bool 
              noise: Tensor | None = None, out: Tensor | None = None) -> Tensor:
     """x in fixed point <IL, FL>: stochastic or nearest rounding, then saturation.
 
-    Stochastic rounding is ``floor(x / eps + u)`` with u ~ U[0, 1): x rounds up with
-    probability equal to its fraction of a step, so E[round(x)] = x. ``noise`` supplies u
-    (fresh random numbers when not given); ``out=x`` rounds in place.
+    Stochastic rounding takes x / eps up with probability equal to its fraction of a step
+    (u < fraction, u ~ U[0, 1)), so E[round(x)] = x; written as ``floor(x / eps + u)`` the
+    float32 sum would itself round and move a value already on the grid for u within an ulp of
+    1. ``noise`` supplies u (fresh random numbers when not given); ``out=x`` rounds in place.
     """
     eps = 2.0 ** -fraction_bits
     if stochastic:
         u = torch.rand_like(x) if noise is None else noise
-        scaled = torch.add(u, x, alpha=1.0 / eps, out=out).floor_()
+        scaled = torch.mul(x, 1.0 / eps, out=out)
+        below = scaled.floor()
+        scaled = torch.add(below, torch.lt(u, scaled.sub_(below)), out=scaled)
     else:
         scaled = torch.mul(x, 1.0 / eps, out=out).round_()
     steps = 2.0 ** (integer_bits - 1) / eps  # the range in steps: [-steps, steps - 1]

@@ -56,7 +56,7 @@ def _dense(t: Tensor) -> bool:
 
 def round_fixed_point(x: Tensor, start: int, integer_bits: int, fraction_bits: int,
                       out: Tensor) -> tuple[int, int]:
-    """``out`` = x stochastically rounded to <IL, FL> (``floor(x / eps + u)``, saturated), in
+    """``out`` = x stochastically rounded to <IL, FL> (up where u < its fraction of a step; saturated), in
     one pass, with u the :func:`uniform` numbers from ``start``; ``out`` may be ``x``. Returns
     how many values saturated and how many nonzero values became zero."""
     eps = 2.0 ** -fraction_bits
@@ -140,7 +140,12 @@ def _compiled():
 
     @njit(cache=True, inline="always")
     def rounded(value, u, scale, step_size, low, high):
-        raw = np.floor(value * scale + u)
+        # up with probability frac: floor(t + u) in float32 would round t + u itself and move a
+        # value already on the grid one step for u within an ulp of 1 (the scaling by 2^FL and
+        # the fraction are exact)
+        steps = value * scale
+        below = np.floor(steps)
+        raw = below + np.float32(u < steps - below)
         step = min(max(raw, low), high)
         return step * step_size, raw != step, (step == 0) & (value != 0)
 

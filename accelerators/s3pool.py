@@ -150,6 +150,9 @@ class StochasticSpatialSampling(Accelerator):
     ddp_note = (
         "adds parameter-free modules at INIT; each rank's random sampling only changes its local "
         "gradient")
+    # wae trains the model on half-resolution codes: a stride-2 layer then meets a map too small
+    # for its sampling grid and the run fails (the all-pairs composition test); refused, not fixed
+    conflicts = frozenset({"wae"})
     events = frozenset({Event.INIT})
     options = {
         "grid": Option(2, "grid size g: g/2 rows and columns are drawn from each g x g grid",
