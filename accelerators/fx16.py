@@ -23,8 +23,8 @@ half the energy and area of float32 - that is the claim this method makes, not a
 measured here.
 
 Kept cheap: on the CPU a rounding is one fused pass that makes its own uniform numbers
-(:mod:`accelerators.kernels`); elsewhere four torch passes (``floor(x / eps + u)``, clamp,
-scale), with ``u`` a window of pre-drawn uniform noise (:mod:`accelerators.dither`) rather
+(:mod:`accelerators.kernels`); elsewhere a few torch passes (scale, floor, up where u is
+below the fraction, clamp, scale back), with ``u`` a window of pre-drawn uniform noise (:mod:`accelerators.dither`) rather
 than fresh random numbers; activations are
 rounded forward by one autograd function and their gradients backward as the first stage of
 the layer's gradient chain (a method after it, sparsegrad's pruning, then works in place on
