@@ -69,8 +69,8 @@ def check_card(card: Any, where: str = CARD) -> dict[str, Any]:
     """The one schema check of a model card: every field predict and load_model use, with its
     type and bounds (sane input sizes, confined file names, std > 0), before anything is built.
     Returns the card; a tampered or damaged card raises :class:`ExportError` naming the field."""
-    def bad(field: str, why: str) -> ExportError:
-        return ExportError(f"model card {where!r}: {field} {why}")
+    def bad(field: str, why: str) -> ExportError:  # one line, whatever keys a damaged card holds
+        return ExportError(" ".join(f"model card {where!r}: {field} {why}".split()))
 
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise ExportError(f"{where!r} is not an automl model card")

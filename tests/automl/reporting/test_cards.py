@@ -81,6 +81,7 @@ TAMPERED = [
     ("class_names", [], "class_names must be a list of 1 to"),
     ("class_names", [1, 2], "class_names must be a list"),
     ("genome", 5, "genome must be a non-empty string"),
+    ("files", {"\n": None}, "files. must be an object with a file name"),  # a key with a newline: still one line
 ]
 
 
