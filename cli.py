@@ -65,9 +65,15 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                                  help="Print the version and exit.")) -> None:
+    pass
+
+
+@bench_app.callback()
+def _bench() -> None:
+    """Benchmarks run side by side in one process, reported as ratios."""
     from automl.experiments.results import remember_source
 
-    remember_source()  # a result written at the end names the code that started
+    remember_source()  # a result written at the end names the code that started (git: benchmarks only)
 
 
 def _parse_errors() -> tuple[type[BaseException], ...]:

@@ -71,7 +71,7 @@ def _source() -> dict[str, Any]:
 def remember_source() -> None:
     """Note the commit (and whether the tree was dirty) as a command starts: a benchmark that
     writes its result half an hour later must name the code that ran, not the code checked
-    out by then. The CLI calls it before every command."""
+    out by then. The CLI calls it as a benchmark (or ablate) starts."""
     global _STARTED_ON
     _STARTED_ON = _source()
 

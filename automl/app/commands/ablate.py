@@ -32,7 +32,9 @@ def ablate(
     Kendall tau and Pareto front kept against plain training (next to the seed-noise ceiling),
     training FLOPs saved. Refused pairs are listed with the reason."""
     from automl.experiments.ablate import ablate as run, methods_of
+    from automl.experiments.results import remember_source
 
+    remember_source()  # --out names the code that started, as the bench commands' results do
     methods_of(only)  # refused before anything trains
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
     result = run(only=only, candidates=candidates, seeds=seeds, max_size=max_size, epochs=epochs, max_flops=limit,
