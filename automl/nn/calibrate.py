@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import os
 import platform
 import statistics
@@ -28,7 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from automl.core.errors import AutomlError
-from automl.nn.costmodel import CALIBRATION_VERSION, FORMATS, KINDS, Calibration, Op, trace_ops, trace_step
+from automl.nn.costmodel import (CALIBRATION_VERSION, FORMATS, KINDS, Calibration, Op, step_cost, trace_ops,
+                                  trace_step)
+from automl.nn.reference import INPUT_SHAPE, reference_networks, training_step
 
 NATIVE_CANDIDATES = ("fp32", "bf16", "fp16")  # formats torch may run natively; int8/fx16 never train here
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -270,6 +273,29 @@ def _step_overhead(device: torch.device, latency: float) -> float:
     return max(timed(step, device) - len(ops) * latency, 0.0)
 
 
+def _reference_ratios(calibration: Calibration, fmt: str, device: torch.device) -> dict[str, float]:
+    """Per reference network: measured over predicted seconds of its operators in a training
+    step in ``fmt`` (the per-step overhead taken off both), predicted at level 1."""
+    ratios = {}
+    for name, model in reference_networks().items():
+        cost = step_cost(trace_step(model, INPUT_SHAPE, BATCH), calibration, fmt, BATCH)
+        measured = timed(training_step(model, _DTYPES[fmt], device, BATCH, COPIES), device)
+        ratios[name] = max(measured - cost.overhead_seconds, 1e-9) / (cost.step_seconds - cost.overhead_seconds)
+    return ratios
+
+
+def _set_network_scale(calibration: Calibration, device: torch.device) -> None:
+    """``k[f]``: the geometric mean of the reference networks' ratios in each format measured
+    natively; formats scaled or modelled from fp32 take fp32's level."""
+    measured = [fmt for fmt in NATIVE_CANDIDATES if calibration.source["conv"].get(fmt) == "measured"]
+    for fmt in measured:
+        ratios = _reference_ratios(calibration, fmt, device)
+        calibration.reference_ratios[fmt] = ratios
+        calibration.network_scale[fmt] = math.exp(statistics.fmean(math.log(r) for r in ratios.values()))
+    for fmt in FORMATS:
+        calibration.network_scale.setdefault(fmt, calibration.network_scale.get("fp32", 1.0))
+
+
 def calibrate(device: torch.device | str = "cpu", clock: str = "wall") -> Calibration:
     """Run the micro-benchmarks on ``device`` (a few seconds to a minute).
 
@@ -311,8 +337,10 @@ def _calibrate(device: torch.device, clock: str) -> Calibration:
                     by_width[key][fmt] = [[w, r * 4 / size] for w, r in by_width[key]["fp32"]]
         for kind in KINDS:
             source[kind].setdefault(fmt, "modelled" if fmt == "fx16" else "scaled")
-    return Calibration(str(device), torch.get_num_threads(), throughput, bandwidth, latency,
-                       _step_overhead(device, latency), source, device_key(device, clock), clock, by_width)
+    calibration = Calibration(str(device), torch.get_num_threads(), throughput, bandwidth, latency,
+                              _step_overhead(device, latency), source, device_key(device, clock), clock, by_width)
+    _set_network_scale(calibration, device)
+    return calibration
 
 
 def load_calibration(device: torch.device | str = "cpu", clock: str = "wall") -> Calibration | None:

@@ -7,7 +7,7 @@ the optimizer's update - is traced once on the ``meta`` device (shapes only, no 
 classified by kind (dense convolution, depthwise convolution, matrix product, elementwise)
 and charged, per number format ``f``::
 
-    t_op      = max(FLOPs_op / P[kind, phase, f],  elements_op x bytes(f) / B)  +  L
+    t_op      = k[f] x ( max(FLOPs_op / P[kind, phase, f],  elements_op x bytes(f) / B)  +  L )
     t_step    = sum over ops of t_op  +  S
     t_epoch   = steps x t_step
 
@@ -15,8 +15,10 @@ and charged, per number format ``f``::
 for a depthwise convolution also for its kernel size and stride, which pick different kernels
 (in bf16 on a CPU a strided depthwise backward can run ten times slower than fp32's) - ``B``
 its memory bandwidth, ``L`` the fixed cost of dispatching one operator and ``S`` the per-step
-cost outside the operators (batching, the schedule, the Python loop); all come from
-:mod:`automl.nn.calibrate`. An operator without an entry of its own (a depthwise kernel size
+cost outside the operators (batching, the schedule, the Python loop), and ``k[f]`` the
+level whole networks run at: measured over predicted seconds of training steps of reference
+networks (:mod:`automl.nn.reference`), because operators run at another pace in a network
+than alone, by a factor that differs between CPUs; all come from :mod:`automl.nn.calibrate`. An operator without an entry of its own (a depthwise kernel size
 not calibrated, the optimizer's update) takes the next coarser one (kind and phase, then kind).
 FLOPs of convolutions and matrix products follow ``torch.utils.flop_counter`` (2 per
 multiply-add, backward included); an elementwise operator counts one FLOP per output element.
@@ -43,7 +45,8 @@ from torch.utils.module_tracker import ModuleTracker
 
 from automl.core.errors import AutomlError
 
-CALIBRATION_VERSION = 4  # 2: per phase, depthwise kernel and stride, channel width; 4: dense kernel and stride
+CALIBRATION_VERSION = 5  # 2: per phase, depthwise kernel and stride, channel width; 4: dense kernel and stride;
+# 5: the level of whole reference networks (network_scale)
 FORMATS: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fx16": 2}  # bytes per element
 KINDS = ("conv", "depthwise", "matmul", "elementwise")
 PHASES = ("forward", "backward", "optimizer")
@@ -92,6 +95,10 @@ class Calibration:
     clock: str = "wall"  # or "cpu": timed in process CPU time (a shared machine's honest clock)
     # entry -> format -> [[width, FLOP/s], ...] of the calibration layers, narrow to wide
     by_width: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+    # format -> k: measured over predicted operator seconds of whole reference networks' steps
+    # (geometric mean); format -> network -> that ratio per network. Missing: 1 (not measured).
+    network_scale: dict[str, float] = field(default_factory=dict)
+    reference_ratios: dict[str, dict[str, float]] = field(default_factory=dict)
     version: int = CALIBRATION_VERSION  # of the micro-benchmarks: an older cached calibration is measured again
 
     def to_json(self) -> dict[str, Any]:
@@ -292,10 +299,12 @@ def rate(calibration: Calibration, op: Op, fmt: str) -> float:
 
 
 def op_seconds(op: Op, fmt: str, calibration: Calibration) -> tuple[float, bool]:
-    """Roofline time of one operator in ``fmt`` and whether memory, not compute, bounds it."""
+    """Roofline time of one operator in ``fmt``, at the level whole networks run at, and
+    whether memory, not compute, bounds it."""
     compute = op.flops / rate(calibration, op, fmt)
     memory = op.elements * FORMATS[fmt] / calibration.bandwidth
-    return max(compute, memory) + calibration.op_latency, memory > compute
+    level = calibration.network_scale.get(fmt, 1.0)
+    return (max(compute, memory) + calibration.op_latency) * level, memory > compute
 
 
 @dataclass

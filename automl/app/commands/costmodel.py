@@ -182,10 +182,14 @@ def costmodel(
     names = check_formats([f.strip() for f in formats.split(",") if f.strip()])
     chosen_device = pick_device(device)
     if calibrate:
-        err.print(f"calibrating {chosen_device} (micro-benchmarks, up to a minute) ...")
+        err.print(f"calibrating {chosen_device} (micro-benchmarks and reference networks, a few minutes) ...")
     calibration = calibration_for(chosen_device, refresh=calibrate)
     if calibrate and genome is None and study is None:
         out.print(f"calibration of {calibration.machine} cached in {cache_path()}")
+        for fmt, ratios in calibration.reference_ratios.items():
+            each = ", ".join(f"{name} {ratio:.2f}" for name, ratio in ratios.items())
+            out.print(f"{fmt}: whole networks run at {calibration.network_scale[fmt]:.2f}x the micro-benchmarks' "
+                      f"prediction ({each})")
         return
     target = resolve_target(space, genome, study, storage, trial, input_shape, classes, batch_size, epochs,
                             train_samples)

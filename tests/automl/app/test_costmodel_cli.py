@@ -30,6 +30,22 @@ def test_costmodel_predicts_every_format_per_layer(capsys, tmp_path):
     assert {layer["kind"] for layer in fp32["layers"]} >= {"conv", "depthwise", "matmul", "elementwise"}
 
 
+def test_calibrate_says_where_the_calibration_went_and_the_level_of_whole_networks(capsys, monkeypatch, tmp_path,
+                                                                                     cost_calibration):
+    import copy
+
+    monkeypatch.setenv("AUTOML_CACHE_DIR", str(tmp_path))  # the shared test cache keeps its calibration
+    from automl.nn import calibrate as calibration_module
+
+    measured = copy.deepcopy(cost_calibration)
+    measured.reference_ratios = {"fp32": {"inverted-residual-s": 0.9, "cells-s": 1.3}}
+    measured.network_scale = {fmt: 1.08 for fmt in ("fp32", "bf16", "fp16", "int8", "fx16")}
+    monkeypatch.setattr(calibration_module, "calibrate", lambda device, clock="wall": measured)
+    code, out, err = run(capsys, "costmodel", "--calibrate")
+    assert code == 0 and "reference networks" in err
+    assert str(tmp_path) in out and "fp32: whole networks run at 1.08x" in out and "cells-s 1.30" in out
+
+
 def test_costmodel_table_marks_fx16_as_predicted(capsys):
     code, out, _ = run(capsys, "costmodel", "--genome", SMALLEST_MOBILE, "--formats", "fp32,fx16")
     assert code == 0 and "predicted, not measured" in out and "stem.0" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -52,3 +53,53 @@ def test_a_calibration_cached_by_older_micro_benchmarks_is_measured_again(tmp_pa
     assert load_calibration("cpu") is None
     save_calibration(cost_calibration)
     assert load_calibration("cpu") == cost_calibration
+
+
+def test_the_network_level_is_measured_over_predicted_operator_seconds_of_the_reference_networks(
+        monkeypatch, cost_calibration):
+    """Each reference network's ratio takes the per-step overhead off both sides; the level is
+    their geometric mean; formats scaled or modelled from fp32 take fp32's level."""
+    from automl.nn.costmodel import step_cost, trace_step
+    from automl.nn.reference import INPUT_SHAPE, reference_networks, training_step
+
+    calibration = copy.deepcopy(cost_calibration)
+    for kind in KINDS:
+        calibration.source[kind] = {**calibration.source[kind], "bf16": "measured", "fp16": "scaled"}
+    predicted = {(name, fmt): step_cost(trace_step(model, INPUT_SHAPE, calibration_module.BATCH), calibration,
+                                       fmt, calibration_module.BATCH)
+                 for name, model in reference_networks().items() for fmt in ("fp32", "bf16")}
+    factors = iter([0.5, 2.0] * 3 + [3.0] * 6)  # fp32: alternately half and twice; bf16: three times
+    measured = {}
+
+    def fake_timed(step, device):
+        name, fmt = next(keys)
+        cost = predicted[name, fmt]
+        measured[name, fmt] = cost.overhead_seconds + next(factors) * (cost.step_seconds - cost.overhead_seconds)
+        return measured[name, fmt]
+
+    keys = iter([(name, fmt) for fmt in ("fp32", "bf16") for name in reference_networks()])
+    monkeypatch.setattr(calibration_module, "timed", fake_timed)
+    monkeypatch.setattr(calibration_module, "NATIVE_CANDIDATES", ("fp32", "bf16"))
+    calibration_module._set_network_scale(calibration, torch.device("cpu"))
+    assert list(calibration.reference_ratios["fp32"].values()) == pytest.approx([0.5, 2.0] * 3)
+    assert calibration.network_scale["fp32"] == pytest.approx(1.0)
+    assert calibration.network_scale["bf16"] == pytest.approx(3.0)
+    assert calibration.network_scale["int8"] == calibration.network_scale["fx16"] == pytest.approx(1.0)
+    assert calibration.network_scale["fp16"] == pytest.approx(1.0) and "fp16" not in calibration.reference_ratios
+
+
+def test_every_reference_network_trains_and_holds_the_operators_the_spaces_use():
+    from automl.nn.costmodel import trace_step
+    from automl.nn.reference import INPUT_SHAPE, reference_networks, training_step
+
+    variants, names = set(), set()
+    for model in reference_networks().values():
+        step = training_step(model, torch.float32, torch.device("cpu"))
+        step()
+        assert all(p.grad is not None for p in model.parameters())
+        ops = trace_step(model, INPUT_SHAPE, 4)
+        variants |= {(op.kind, op.variant) for op in ops if op.variant}
+        names |= {op.name for op in ops}
+    assert {("depthwise", f"k{k}s{s}") for k in (3, 5, 7) for s in (1, 2)} <= variants
+    assert {("conv", "k1s1"), ("conv", "k3s1"), ("conv", "k3s2"), ("conv", "k1s2")} <= variants
+    assert {"avg_pool2d", "max_pool2d_with_indices", "cat", "add", "hardtanh_", "relu_"} <= names

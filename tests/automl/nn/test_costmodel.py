@@ -72,6 +72,17 @@ def test_an_operator_costs_the_larger_of_its_compute_and_memory_time_plus_latenc
     assert op_seconds(memory_op, "bf16", calibration)[0] == pytest.approx(2.0 + 1e-6)  # half the bytes
 
 
+def test_the_network_level_scales_every_operator_of_its_format_not_the_step_overhead():
+    calibration = _calibration()
+    calibration.network_scale = {"fp32": 0.8, "bf16": 1.5}
+    op = Op("a", "conv", "forward", flops=2e9, elements=1e6)
+    assert op_seconds(op, "fp32", calibration)[0] == pytest.approx(0.8 * (2.0 + 1e-6))
+    assert op_seconds(op, "bf16", calibration)[0] == pytest.approx(1.5 * (1.0 + 1e-6))
+    assert op_seconds(op, "int8", calibration)[0] == pytest.approx(0.5 + 1e-6)  # no level: 1
+    cost = step_cost([op], calibration, "fp32", batch_size=8)
+    assert cost.step_seconds == pytest.approx(0.8 * (2.0 + 1e-6) + 1e-3)
+
+
 def test_step_and_training_seconds_add_up():
     calibration = _calibration()
     ops = [Op("a", "conv", "forward", 1e9, 10), Op("a", "conv", "backward", 2e9, 10),
