@@ -77,19 +77,26 @@ def bench_engine(
     unknown = [s for s in chosen if s not in STRATEGIES]
     if unknown:
         raise AutomlError(f"unknown strategy {unknown[0]!r} (known: {', '.join(STRATEGIES)})")
-    result = run(budget=budget, seeds=seeds, strategies=chosen, problems=list(PROBLEMS))
+    result = run(budget=budget, seeds=seeds, strategies=chosen, problems=list(PROBLEMS),
+                 progress=err.print)  # stderr: --json output stays clean
     if finish(result, as_json, out_file):
         return
     from rich.table import Table
 
-    table = Table(title=f"hypervolume at {budget} evaluations, mean +- std over {seeds} seeds")
+    table = Table(title=f"hypervolume at {budget} evaluations, mean +- std over {seeds} seeds "
+                        "(worst seed: how far below the median)")
     table.add_column("problem")
     for strategy in chosen:
         table.add_column(strategy, justify="right")
     for problem, rows in result["problems"].items():
         table.add_row(problem, *[f"{rows[s]['hypervolume_mean']:.3f} +- {rows[s]['hypervolume_std']:.3f}"
-                                 for s in chosen])
+                                 f" (worst -{100 * rows[s]['worst_gap']:.1f}%)" for s in chosen])
     out.print(table)
+    targets = result["targets"]
+    if targets:
+        out.print(f"targets for {targets['strategy']} (worst seed at most "
+                  f"{100 * targets['worst_gap_at_most']:.0f}% below its median; ahead on every problem): "
+                  + ", ".join(f"{k} {'met' if v else 'missed'}" for k, v in targets["met"].items()))
 
 
 def bench_warmstart(
@@ -117,6 +124,11 @@ def bench_warmstart(
               f"{result['kendall_tau_at_default_fraction']:.2f} at {result['default_fraction']}x epochs, "
               f"{result['kendall_tau_at_full_budget']:.2f} at the full budget, "
               f"{result['kendall_tau_scratch_vs_scratch']:.2f} between two scratch seeds")
+    met, targets = result["met"], result["targets"]
+    out.print(f"targets: epochs ratio <= {targets['epochs_ratio_at_most']} "
+              f"{'met' if met['epochs_ratio'] else 'missed'}; tau within {targets['tau_gap_at_most']} of the "
+              f"scratch seeds' {'met' if met['tau_at_default_fraction'] else 'missed'} at "
+              f"{result['default_fraction']}x epochs, {'met' if met['tau_at_full_budget'] else 'missed'} at the full budget")
 
 
 def bench_search(
