@@ -22,7 +22,7 @@ from automl.experiments.candidates import FlopsCost, mutate, stratified
 from automl.experiments.ranking import kendall_tau
 from automl.train.loop import TrainConfig, train
 
-WARM_FRACTIONS = (0.1, 0.2, 0.25, 0.3, 0.5, 1.0)  # 0.25: the target of issue 15 is judged on the grid
+WARM_FRACTIONS = (0.1, 0.2, 0.25, 0.3, 0.5, 1.0)  # 0.25: the epochs target below lies on the grid
 TARGET_EPOCHS_RATIO = 0.25  # inherited children reach the scratch accuracy in at most this share of its epochs
 TARGET_TAU_GAP = 0.1  # inherited-vs-scratch tau at most this far below scratch-vs-scratch tau
 
@@ -84,20 +84,21 @@ def _summary(rows, pairs, epochs, max_flops, seed, fractions, default_fraction) 
     seconds = [r["seconds_needed"] / r["scratch_seconds"] if r["seconds_needed"] is not None else float("inf")
                for r in rows]
     scratch_acc = [r["scratch_accuracy"] for r in rows]
+    epochs_ratio = statistics.median(needed)
     tau_default = kendall_tau([r["warm"][str(default_fraction)]["accuracy"] for r in rows], scratch_acc)
     tau_full = kendall_tau([r["warm"][str(fractions[-1])]["accuracy"] for r in rows], scratch_acc)
     tau_ceiling = kendall_tau([r["scratch_accuracy_other_seed"] for r in rows], scratch_acc)
     return {
         "benchmark": "warmstart", "pairs": pairs, "epochs": epochs, "max_flops": max_flops, "seed": seed,
         "fractions": list(fractions),
-        "epochs_ratio_median": statistics.median(needed), "seconds_ratio_median": statistics.median(seconds),
+        "epochs_ratio_median": epochs_ratio, "seconds_ratio_median": statistics.median(seconds),
         "reached": sum(r["epochs_needed"] is not None for r in rows),
         "default_fraction": default_fraction,
         "kendall_tau_at_default_fraction": tau_default,
         "kendall_tau_at_full_budget": tau_full,
         "kendall_tau_scratch_vs_scratch": tau_ceiling,
         "targets": {"epochs_ratio_at_most": TARGET_EPOCHS_RATIO, "tau_gap_at_most": TARGET_TAU_GAP},
-        "met": {"epochs_ratio": statistics.median(needed) <= TARGET_EPOCHS_RATIO,
+        "met": {"epochs_ratio": epochs_ratio <= TARGET_EPOCHS_RATIO,
                 "tau_at_default_fraction": tau_ceiling - tau_default <= TARGET_TAU_GAP,
                 "tau_at_full_budget": tau_ceiling - tau_full <= TARGET_TAU_GAP},
         "rows": rows,

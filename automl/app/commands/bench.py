@@ -34,6 +34,10 @@ def candidate_tick(done: int, total: int, latest: dict) -> None:
         f"{name} {row['seconds'] / plain:.2f}x time, {100 * row['accuracy']:.1f}%" for name, row in latest.items()))
 
 
+def _verdict(met: bool) -> str:
+    return "met" if met else "missed"
+
+
 def bench_trainer(
     genome: Optional[str] = typer.Option(None, help="Mobile genome to train. (default: a mid-size one)"),
     epochs: int = typer.Option(1, min=1, help="Epochs per run."),
@@ -96,7 +100,7 @@ def bench_engine(
     if targets:
         out.print(f"targets for {targets['strategy']} (worst seed at most "
                   f"{100 * targets['worst_gap_at_most']:.0f}% below its median; ahead on every problem): "
-                  + ", ".join(f"{k} {'met' if v else 'missed'}" for k, v in targets["met"].items()))
+                  + ", ".join(f"{k} {_verdict(v)}" for k, v in targets["met"].items()))
 
 
 def bench_warmstart(
@@ -126,9 +130,9 @@ def bench_warmstart(
               f"{result['kendall_tau_scratch_vs_scratch']:.2f} between two scratch seeds")
     met, targets = result["met"], result["targets"]
     out.print(f"targets: epochs ratio <= {targets['epochs_ratio_at_most']} "
-              f"{'met' if met['epochs_ratio'] else 'missed'}; tau within {targets['tau_gap_at_most']} of the "
-              f"scratch seeds' {'met' if met['tau_at_default_fraction'] else 'missed'} at "
-              f"{result['default_fraction']}x epochs, {'met' if met['tau_at_full_budget'] else 'missed'} at the full budget")
+              f"{_verdict(met['epochs_ratio'])}; tau within {targets['tau_gap_at_most']} of the scratch seeds' "
+              f"{_verdict(met['tau_at_default_fraction'])} at {result['default_fraction']}x epochs, "
+              f"{_verdict(met['tau_at_full_budget'])} at the full budget")
 
 
 def bench_search(
