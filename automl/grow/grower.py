@@ -13,7 +13,7 @@ sibling branch). The rest of the tree is untouched.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -50,6 +50,7 @@ class GrowSettings:
     root_epochs: float = 2.0  # the root on task 1, when it was not trained on exactly those classes
     epochs: float = 1.0  # a branch that receives classes (fine-tuned)
     head_epochs: float = 3.0  # the root's output layer, on features computed once
+    head_lr: float = 0.3  # a linear layer on fixed features takes larger steps (README: bench grow)
     leaf_budget: int = 4  # candidates of a new branch's search
     leaf_epochs: float = 2.0  # a search candidate trained from scratch
     leaf_warm_epochs: float = 1.0  # a candidate warm-started (from the root, a sibling or its search parent)
@@ -209,8 +210,8 @@ class Grower:
     def _train_root_outputs(self, number: int, placed: placement.Placement) -> NodeTraining:
         mapping = {c: j for j, classes in enumerate(placed.outputs) for c in classes}
         data = relabel(self.data, mapping)
-        done = nodes.train_output_layer(self.models[ROOT], data, placed.sources,
-                                        self.settings.config(self.settings.head_epochs), self.settings.seed + number,
+        config = replace(self.settings.config(self.settings.head_epochs), lr=self.settings.head_lr)
+        done = nodes.train_output_layer(self.models[ROOT], data, placed.sources, config, self.settings.seed + number,
                                         self.device)
         return self._record(NodeTraining("root-output-layer", ROOT, number, done.model, self.source.genome,
                                          done.accuracy, 0, done.seconds, done.effort,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from automl.app.commands.console import err, out
+from automl.app.commands.console import err, out, verdict
 from automl.core.errors import AutomlError
 from automl.app.config import parse_amount
 
@@ -32,10 +32,6 @@ def candidate_tick(done: int, total: int, latest: dict) -> None:
     plain = latest["none"]["seconds"]
     err.print(f"candidate {done}/{total} ({latest['none']['mflops']:.1f} MFLOPs): " + ", ".join(
         f"{name} {row['seconds'] / plain:.2f}x time, {100 * row['accuracy']:.1f}%" for name, row in latest.items()))
-
-
-def _verdict(met: bool) -> str:
-    return "met" if met else "missed"
 
 
 def bench_trainer(
@@ -100,7 +96,7 @@ def bench_engine(
     if targets:
         out.print(f"targets for {targets['strategy']} (worst seed at most "
                   f"{100 * targets['worst_gap_at_most']:.0f}% below its median; ahead on every problem): "
-                  + ", ".join(f"{k} {_verdict(v)}" for k, v in targets["met"].items()))
+                  + ", ".join(f"{k} {verdict(v)}" for k, v in targets["met"].items()))
 
 
 def bench_warmstart(
@@ -130,9 +126,9 @@ def bench_warmstart(
               f"{result['kendall_tau_scratch_vs_scratch']:.2f} between two scratch seeds")
     met, targets = result["met"], result["targets"]
     out.print(f"targets: epochs ratio <= {targets['epochs_ratio_at_most']} "
-              f"{_verdict(met['epochs_ratio'])}; tau within {targets['tau_gap_at_most']} of the scratch seeds' "
-              f"{_verdict(met['tau_at_default_fraction'])} at {result['default_fraction']}x epochs, "
-              f"{_verdict(met['tau_at_full_budget'])} at the full budget")
+              f"{verdict(met['epochs_ratio'])}; tau within {targets['tau_gap_at_most']} of the scratch seeds' "
+              f"{verdict(met['tau_at_default_fraction'])} at {result['default_fraction']}x epochs, "
+              f"{verdict(met['tau_at_full_budget'])} at the full budget")
 
 
 def bench_search(

@@ -15,6 +15,11 @@ LOG_WIDTH = 4096  # columns when not a terminal: wide enough that nothing wraps
 STUDY_HELP = "Study name. (default: the newest study in studies/, or in --storage)"
 
 
+def verdict(met: bool) -> str:
+    """How every benchmark prints a target's outcome."""
+    return "met" if met else "missed"
+
+
 class LogConsole(Console):
     """A rich console that is full-width and unwrapped when it does not write to a terminal.
 

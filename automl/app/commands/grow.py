@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from automl.app.commands.console import err, out
+from automl.app.commands.console import err, out, verdict
 from automl.core.errors import AutomlError
 
 ALPHA1_HELP = "Join the most likely output when its likelihood leads the second by more than this."
@@ -194,4 +194,4 @@ def _print_bench(result: dict) -> None:
               f"{tree['seconds_vs_finetune_all']:.2f}x, final accuracy gap {gap:+.1f} points, worst old-class "
               f"drop {drop:.1f} points")
     targets = result["summary"]["targets"]
-    out.print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in targets.items()))
+    out.print("targets: " + ", ".join(f"{k} {verdict(v)}" for k, v in targets.items()))

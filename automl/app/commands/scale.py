@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from automl.app.commands.bench import OUT_HELP, finish
-from automl.app.commands.console import err, out
+from automl.app.commands.console import err, out, verdict
 from automl.core.errors import AutomlError
 
 
@@ -77,7 +77,7 @@ def scale_lines(result: dict) -> list[str]:
         if "skipped" in row:
             lines.append(f"overhead {kind}: skipped ({row['skipped']})")
             continue
-        target = f" (target <= {row['target_ms']:g} ms: {'met' if row['met'] else 'missed'})" if row["target_ms"] else ""
+        target = f" (target <= {row['target_ms']:g} ms: {verdict(row['met'])})" if row["target_ms"] else ""
         sql = f", {row['sql_statements_per_trial']:.0f} SQL statements" if row.get("sql_statements_per_trial") else ""
         lines.append(f"overhead {kind}: {row['overhead_ms_per_trial']:.1f} ms per trial (best of "
                      f"{len(row['overhead_ms_per_trial_runs'])}, median {row['overhead_ms_per_trial_median']:.1f}"
@@ -97,9 +97,9 @@ def scale_lines(result: dict) -> list[str]:
                              f"worker, {run['hypervolume_4_workers']:.2f} at 4; same front: {run['same_front']}")
     ddp = result.get("ddp")
     if ddp:
-        verdict = "met" if ddp["equivalent"] else "MISSED"
         lines.append(f"ddp: {ddp['processes']} gloo processes vs one process, {ddp['steps']} steps "
                      f"({ddp['genome']}): max abs weight difference {ddp['max_abs_weight_difference']:.2e} (target <= "
-                     f"{ddp['tolerance']:g}: {verdict}); samples/s {ddp['samples_per_s_one_process']:.0f} one process, "
-                     f"{ddp['samples_per_s_ddp']:.0f} DDP ({ddp['ddp_speedup']:.2f}x)")
+                     f"{ddp['tolerance']:g}: {verdict(ddp['equivalent'])}); samples/s "
+                     f"{ddp['samples_per_s_one_process']:.0f} one process, {ddp['samples_per_s_ddp']:.0f} DDP "
+                     f"({ddp['ddp_speedup']:.2f}x)")
     return lines
