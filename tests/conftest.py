@@ -23,6 +23,20 @@ if str(ROOT) not in sys.path:
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 SMALLEST_MOBILE = "stem8-ir_r1_k3_e1_c8-ir_r1_k3_e1_c16-ir_r1_k3_e1_c24-ir_r1_k3_e1_c32-ir_r1_k3_e1_c48-head128"
+# a Tree-CNN root one gene step above the smallest in two genes: a new branch's space has 4 genomes
+GROW_ROOT = "stem8-ir_r1_k3_e1_c8-ir_r1_k3_e1_c16-ir_r1_k3_e1_c24-ir_r1_k3_e3_c32-ir_r1_k3_e3_c48-head128"
+
+
+def untrained_root(data):
+    """GROW_ROOT with seed-0 initial weights over ``data``'s classes, as growth's starting point."""
+    import search_spaces
+    from automl.grow.grower import RootSource
+
+    space = search_spaces.get("mobile")
+    genome = space.parse(GROW_ROOT)
+    torch.manual_seed(0)
+    model = space.build(genome, data.input_shape, data.num_classes)
+    return RootSource(space, genome, model.state_dict(), list(data.class_names), data.input_shape, "random init")
 
 
 @pytest.fixture(scope="session")

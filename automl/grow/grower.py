@@ -13,7 +13,7 @@ sibling branch). The rest of the tree is untouched.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -60,8 +60,8 @@ class GrowSettings:
     lr: float = 0.1
     seed: int = 0
 
-    def config(self, epochs: float) -> TrainConfig:
-        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr)
+    def config(self, epochs: float, lr: float | None = None) -> TrainConfig:
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr if lr is None else lr)
 
 
 @dataclass
@@ -210,7 +210,7 @@ class Grower:
     def _train_root_outputs(self, number: int, placed: placement.Placement) -> NodeTraining:
         mapping = {c: j for j, classes in enumerate(placed.outputs) for c in classes}
         data = relabel(self.data, mapping)
-        config = replace(self.settings.config(self.settings.head_epochs), lr=self.settings.head_lr)
+        config = self.settings.config(self.settings.head_epochs, self.settings.head_lr)
         done = nodes.train_output_layer(self.models[ROOT], data, placed.sources, config, self.settings.seed + number,
                                         self.device)
         return self._record(NodeTraining("root-output-layer", ROOT, number, done.model, self.source.genome,

@@ -9,20 +9,12 @@ import pytest
 import torch
 
 from automl.experiments.grow import METHODS, bench_grow
-from automl.grow.grower import GrowSettings, RootSource
-
-
-ROOT = "stem8-ir_r1_k3_e1_c8-ir_r1_k3_e1_c16-ir_r1_k3_e1_c24-ir_r1_k3_e3_c32-ir_r1_k3_e3_c48-head128"
+from automl.grow.grower import GrowSettings
+from tests.conftest import untrained_root
 
 
 def run_bench(data, tasks, epochs: float):
-    import search_spaces
-
-    space = search_spaces.get("mobile")
-    genome = space.parse(ROOT)
-    torch.manual_seed(0)
-    model = space.build(genome, data.input_shape, data.num_classes)
-    source = RootSource(space, genome, model.state_dict(), list(data.class_names), data.input_shape, "random init")
+    source = untrained_root(data)
     settings = GrowSettings(root_epochs=2 * epochs, epochs=epochs, head_epochs=epochs, leaf_budget=2,
                             leaf_epochs=epochs, leaf_warm_epochs=epochs / 2)
     return bench_grow(tasks, data, source, settings, epochs, 2 * epochs, torch.device("cpu"))

@@ -10,9 +10,7 @@ import pytest
 import torch
 
 import cli
-
-# one gene step above the smallest in two genes: a new branch's search space (at most the root) has 4 genomes
-ROOT = "stem8-ir_r1_k3_e1_c8-ir_r1_k3_e1_c16-ir_r1_k3_e1_c24-ir_r1_k3_e3_c32-ir_r1_k3_e3_c48-head128"
+from tests.conftest import GROW_ROOT as ROOT
 TINY = ["--root-epochs", "0.5", "--epochs", "0.5", "--head-epochs", "1", "--leaf-budget", "2",
         "--leaf-epochs", "0.5", "--device", "cpu"]
 
