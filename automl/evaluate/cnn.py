@@ -36,6 +36,9 @@ class CNNEvaluator:
     parent's weights transformed by Net2Net (``space.inherit``) and trains ``warm_epochs``
     instead of ``config.epochs``. ``trainer`` replaces :func:`automl.train.loop.train` with a
     callable of its signature (e.g. :class:`automl.evaluate.distributed.DistributedTrainer`).
+    ``predict_seconds=False`` skips the cost model's prediction recorded beside each measured
+    time: tracing a training step costs 0.2-1.7 s per candidate on a CPU, as much as the
+    training itself where candidates train for seconds (a Tree-CNN's branch searches).
     """
 
     accepts_context = True
@@ -43,8 +46,9 @@ class CNNEvaluator:
     def __init__(self, space: SearchSpace, data: Dataset, config: TrainConfig, seed: int = 0,
                  accelerate: str | None = None, device: torch.device | str = "cpu",
                  progress: SilentProgress | None = None, warm_epochs: float | None = None,
-                 trainer: Callable[..., Any] | None = None) -> None:
+                 trainer: Callable[..., Any] | None = None, predict_seconds: bool = True) -> None:
         self.space = space
+        self.predict_seconds = predict_seconds
         self.data = data
         self.config = config
         self.warm_epochs = warm_epochs
@@ -137,7 +141,7 @@ class CNNEvaluator:
         config = replace(self.config, epochs=self.warm_epochs) if warm else self.config
         flops, params = count_flops(model, self.data.input_shape), sum(p.numel() for p in model.parameters())
         chosen = accelerators.parse(self.accelerate)
-        predicted = self.predicted_seconds(model, config)
+        predicted = self.predicted_seconds(model, config) if self.predict_seconds else None
         try:
             result = self.trainer(model, self.data, config, seed=seed, accelerators=chosen,
                                   device=self.device, on_epoch=self.progress.epoch_finished,

@@ -12,6 +12,7 @@ sibling branch). The rest of the tree is untouched.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,7 @@ class Grower:
         self.space = source.space
         self.on_training = on_training or (lambda training: None)
         self.models: dict[str, nn.Module] = {}
+        self.features = nodes.FeatureCache(data.train, device)  # filled from task 2 on: the root is frozen then
         self.tree = Tree(source.space.name, data.name, list(data.input_shape), list(data.class_names), {}, [],
                          thresholds={"alpha1": settings.alpha1, "alpha2": settings.alpha2,
                                      "max_children": settings.max_children})
@@ -120,13 +122,18 @@ class Grower:
         return reports
 
     def step(self, number: int) -> dict[str, Any]:
-        """Learn task ``number`` (1-based); returns what it cost and reached."""
+        """Learn task ``number`` (1-based); returns what it cost and reached: ``seconds`` is the
+        wall-clock of everything learning the task took (the likelihood matrix, the branch
+        searches' evaluations and bookkeeping included), ``training_seconds`` the trainings' own."""
+        started = time.perf_counter()
         trainings = self._first_task() if number == 1 else self._grow(number)
+        seconds = time.perf_counter() - started
         seen = self.tree.classes
         new = self.tasks[number - 1]
         old = [c for c in seen if c not in new]
         report = {"task": number, "classes": new, "outputs": [o.classes for o in self.tree.outputs],
-                  "seconds": sum(t.seconds for t in trainings), "effort": sum(t.effort for t in trainings),
+                  "seconds": seconds, "training_seconds": sum(t.seconds for t in trainings),
+                  "effort": sum(t.effort for t in trainings),
                   "trained": [{"role": t.role, "node": t.node, "seconds": t.seconds, "effort": t.effort,
                                "accuracy": t.accuracy, "classes": t.classes} for t in trainings],
                   "decisions": self.tree.history[-1]["decisions"] if number > 1 else [],
@@ -185,7 +192,7 @@ class Grower:
         new = self.tasks[number - 1]
         old_outputs = [list(o.classes) for o in self.tree.outputs]
         old_nodes = {j: o.node for j, o in enumerate(self.tree.outputs)}
-        matrix = nodes.likelihood(self.models[ROOT], self.data, new, self.device)
+        matrix = nodes.likelihood(self.models[ROOT], self.features, new)
         placed = placement.place(matrix, old_outputs, new, self.settings.alpha1, self.settings.alpha2,
                                  self.settings.max_children)
         self.tree.history.append({"task": number, "likelihood": matrix.round(4).tolist(),
@@ -211,8 +218,9 @@ class Grower:
         mapping = {c: j for j, classes in enumerate(placed.outputs) for c in classes}
         data = relabel(self.data, mapping)
         config = self.settings.config(self.settings.head_epochs, self.settings.head_lr)
-        done = nodes.train_output_layer(self.models[ROOT], data, placed.sources, config, self.settings.seed + number,
-                                        self.device)
+        root = self.models[ROOT]
+        done = nodes.train_output_layer(root, data, placed.sources, config, self.settings.seed + number,
+                                        self.device, features=self.features.of(root, sorted(mapping)))
         return self._record(NodeTraining("root-output-layer", ROOT, number, done.model, self.source.genome,
                                          done.accuracy, 0, done.seconds, done.effort,
                                          sorted(mapping), {"outputs": placed.outputs}))

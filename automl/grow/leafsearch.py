@@ -134,7 +134,7 @@ def search_node(space: SearchSpace, data: Dataset, config: TrainConfig, *, budge
         store = StudyStore.create("branch-search", "memory", DEFAULT_OBJECTIVES, {"space": space.name},
                                   artifacts=Path(tmp))
         evaluator = WarmStartEvaluator(space, data, config, seed=seed, device=device, warm_epochs=warm_epochs,
-                                       warm_from=warm_from)
+                                       warm_from=warm_from, predict_seconds=False)
         whole = space.size() <= budget  # evaluate every genome (random order, no repeats)
         search = Search(space, evaluator, store, budget=min(budget, space.size()), seed=seed,
                         strategy="random" if whole else "nsga2", population=max(2, budget // 2),

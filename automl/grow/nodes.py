@@ -2,9 +2,10 @@
 likelihood matrix that decides where new classes go.
 
 Training effort is the paper's: weights updated x samples trained. Retraining only the root's
-output layer updates that layer's weights; its inputs (the root's pooled features) are computed
-once per sample with the rest of the root frozen, and that forward pass is in the measured
-seconds although it updates no weight.
+output layer updates that layer's weights; its inputs (the root's pooled features) come from the
+rest of the root, frozen after the first task, so :class:`FeatureCache` computes them once per
+sample over the whole stream (the likelihood matrix and every later output layer reuse them).
+That forward pass updates no weight, but its seconds are part of the growth's wall-clock.
 """
 
 from __future__ import annotations
@@ -63,18 +64,6 @@ def enlarge_output(model: nn.Module, sources: Sequence[int | None], seed: int = 
 
 
 @torch.no_grad()
-def likelihood(root: nn.Module, data: Dataset, classes: Sequence[int], device: torch.device,
-               per_class: int = 500) -> np.ndarray:
-    """Average softmax of the root over the training samples of each class (outputs x classes)."""
-    root.eval()
-    columns = []
-    for cls in classes:
-        x = data.train.x[data.train.y == cls][:per_class].to(device)
-        columns.append(torch.softmax(root(x), dim=1).mean(dim=0).cpu().numpy())
-    return np.stack(columns, axis=1)
-
-
-@torch.no_grad()
 def _features(model: nn.Module, layer: nn.Linear, split: Split, device: torch.device,
               batch_size: int = 500) -> torch.Tensor:
     """The output layer's inputs for every sample of ``split`` (the rest of the model frozen)."""
@@ -89,16 +78,54 @@ def _features(model: nn.Module, layer: nn.Linear, split: Split, device: torch.de
     return torch.cat(captured) if captured else torch.zeros((0, layer.in_features), device=device)
 
 
+@torch.no_grad()
+def likelihood(root: nn.Module, features: FeatureCache, classes: Sequence[int], per_class: int = 500) -> np.ndarray:
+    """Average softmax of the root over the training samples of each class (outputs x classes)."""
+    _, _, layer = output_layer(root)
+    columns = [torch.softmax(layer(features.of(root, [cls])[:per_class]), dim=1).mean(dim=0).cpu().numpy()
+               for cls in classes]
+    return np.stack(columns, axis=1)
+
+
+class FeatureCache:
+    """The root's output-layer inputs for the training samples of the classes seen so far,
+    each sample's computed once: valid while everything before the output layer stays as it
+    is (a Tree-CNN freezes it after the first task)."""
+
+    def __init__(self, split: Split, device: torch.device) -> None:
+        self.split, self.device = split, device
+        self.values: torch.Tensor | None = None
+        self.done = torch.zeros(len(split), dtype=torch.bool, device=split.y.device)
+
+    def of(self, root: nn.Module, classes: Sequence[int]) -> torch.Tensor:
+        """Features of every training sample of ``classes``, in the split's order."""
+        wanted = torch.isin(self.split.y, torch.tensor(list(classes), device=self.split.y.device))
+        missing = wanted & ~self.done
+        if missing.any():
+            _, _, layer = output_layer(root)
+            computed = _features(root, layer, Split(x=self.split.x[missing], y=self.split.y[missing]), self.device)
+            if self.values is None:
+                self.values = torch.zeros((len(self.split), computed.shape[1]), device=computed.device)
+            self.values[missing.to(computed.device)] = computed
+            self.done |= missing
+        if self.values is None:
+            return torch.zeros((0, output_layer(root)[2].in_features), device=self.device)
+        return self.values[wanted.to(self.values.device)]
+
+
 def train_output_layer(root: nn.Module, data: Dataset, sources: Sequence[int | None], config: TrainConfig,
-                       seed: int, device: torch.device) -> Trained:
+                       seed: int, device: torch.device, features: torch.Tensor | None = None) -> Trained:
     """Retrain only the root's output layer (enlarged to ``sources``) on ``data``, whose labels
-    are the root's outputs; the rest of the root is frozen, its features computed once."""
+    are the root's outputs; the rest of the root is frozen. ``features``: the layer's inputs for
+    ``data.train``'s samples, in order (from a :class:`FeatureCache`); else computed here."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     root = enlarge_output(root.to(device), sources, seed)
     _, _, layer = output_layer(root)
-    features = Split(x=_features(root, layer, data.train, device), y=data.train.y)
+    if features is None:
+        features = _features(root, layer, data.train, device)
+    features = Split(x=features, y=data.train.y)
     steps_per_epoch = max(1, len(features) // config.batch_size)
     total = max(1, round(config.epochs * steps_per_epoch))
     optimizer = make_optimizer(layer, config)

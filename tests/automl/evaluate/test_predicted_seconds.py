@@ -23,3 +23,18 @@ def test_an_evaluation_records_the_predicted_seconds_of_its_own_run(small_mnist,
                                 config.bn_samples)
     assert evaluation.attrs["predicted_seconds"] == pytest.approx(expected)
     assert evaluation.attrs["seconds"] > 0
+
+
+def test_without_prediction_no_step_is_traced(small_mnist, monkeypatch):
+    """Where candidates train for seconds (a Tree-CNN's branch searches) the trace would cost as
+    much as the training: ``predict_seconds=False`` skips it and records no prediction."""
+    import automl.evaluate.cnn as cnn
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cost model was asked")
+
+    monkeypatch.setattr(cnn, "predict_training", refuse)
+    space = search_spaces.get("mobile")
+    evaluation = CNNEvaluator(space, small_mnist, TrainConfig(epochs=0.2), predict_seconds=False)(
+        space.parse(SMALLEST_MOBILE))
+    assert evaluation.attrs["predicted_seconds"] is None and evaluation.attrs["seconds"] > 0

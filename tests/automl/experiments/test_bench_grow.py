@@ -27,6 +27,7 @@ def check(result, tasks):
         for method, m in row["methods"].items():
             assert 0 <= m["accuracy_all"] <= 1 and 0 <= m["accuracy_new"] <= 1 and 0 <= m["accuracy_old"] <= 1
             assert m["effort"] > 0 and m["seconds"] > 0 and m["mflops"] > 0
+            assert m["seconds"] >= m["training_seconds"] > 0  # wall-clock covers the trainings and more
     summary = result["summary"]
     fine = summary["finetune-all"]
     assert fine["effort_vs_finetune_all"] == pytest.approx(1.0)
