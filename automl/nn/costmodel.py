@@ -33,6 +33,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -233,7 +234,9 @@ def trace_step(model: nn.Module, input_shape: tuple[int, ...], batch_size: int,
     smoothing, SGD with Nesterov momentum - the trainer's recipe), traced on the meta device.
 
     The model itself is not touched: a copy moves to ``meta``, where operators compute shapes
-    only, so a trace costs well under a second whatever the model's size.
+    only. Meta kernels still cost Python time per operator, and the optimizer's are most of a
+    step's operators (a few per parameter): they depend on nothing but the parameter's shape,
+    so they are traced once per shape (:func:`_update_ops`) and reused across models.
     """
     meta = copy.deepcopy(model).to(device="meta")
     inputs = torch.empty((batch_size, *input_shape), device="meta")
@@ -242,19 +245,31 @@ def trace_step(model: nn.Module, input_shape: tuple[int, ...], batch_size: int,
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     meta.train()
     targets = torch.zeros(batch_size, dtype=torch.long, device="meta")
-    optimizer = torch.optim.SGD(meta.parameters(), lr=0.1, momentum=momentum, nesterov=True,
-                                weight_decay=weight_decay)
+    ops = trace_ops(lambda: F.cross_entropy(meta(inputs), targets, label_smoothing=label_smoothing).backward())
+    for parameter in meta.parameters():
+        if parameter.grad is not None:  # SGD skips a parameter the step left without a gradient
+            ops.extend(_update_ops(tuple(parameter.shape), parameter.dtype, parameter.is_contiguous(
+                memory_format=torch.channels_last) and parameter.dim() == 4, momentum, weight_decay))
+    return ops
+
+
+@lru_cache(maxsize=4096)
+def _update_ops(shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool, momentum: float,
+                weight_decay: float) -> tuple[Op, ...]:
+    """The operators SGD's update of one parameter of ``shape`` dispatches in a step after the
+    first (the first creates the momentum buffer: not a step's work)."""
+    parameter = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
+    if channels_last:
+        parameter = parameter.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    parameter.grad = torch.empty_like(parameter)
+    optimizer = torch.optim.SGD([parameter], lr=0.1, momentum=momentum, nesterov=True, weight_decay=weight_decay)
+    optimizer.step()
     tracker = ModuleTracker()
     recorder = _Recorder(tracker)
+    recorder.phase = "optimizer"
     with tracker, recorder:
-        loss = F.cross_entropy(meta(inputs), targets, label_smoothing=label_smoothing)
-        loss.backward()
-        recorder.phase = "setup"  # the first update creates the momentum buffers: not a step's work
         optimizer.step()
-        recorder.ops = [op for op in recorder.ops if op.phase != "setup"]
-        recorder.phase = "optimizer"
-        optimizer.step()
-    return recorder.ops
+    return tuple(recorder.ops)
 
 
 def trace_forward(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> list[Op]:

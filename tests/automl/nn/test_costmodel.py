@@ -55,6 +55,40 @@ def test_tracing_leaves_the_model_alone():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def _whole_step_trace(model: nn.Module, batch_size: int) -> list[Op]:
+    """The step traced as one piece: forward, backward and the optimizer over all parameters
+    (the first update, which creates the momentum buffers, left out)."""
+    import copy
+
+    import torch.nn.functional as F
+    from torch.utils.module_tracker import ModuleTracker
+
+    from automl.nn.costmodel import _Recorder
+
+    meta = copy.deepcopy(model).to(device="meta").to(memory_format=torch.channels_last).train()
+    inputs = torch.empty((batch_size, 1, 28, 28), device="meta").contiguous(memory_format=torch.channels_last)
+    targets = torch.zeros(batch_size, dtype=torch.long, device="meta")
+    optimizer = torch.optim.SGD(meta.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    tracker = ModuleTracker()
+    recorder = _Recorder(tracker)
+    with tracker, recorder:
+        F.cross_entropy(meta(inputs), targets, label_smoothing=0.1).backward()
+        recorder.phase = "setup"
+        optimizer.step()
+        recorder.ops = [op for op in recorder.ops if op.phase != "setup"]
+        recorder.phase = "optimizer"
+        optimizer.step()
+    return recorder.ops
+
+
+@pytest.mark.parametrize("space_name", ["mobile", "resnet", "dvolver"])
+def test_updates_traced_once_per_parameter_shape_equal_the_whole_optimizer_step(space_name):
+    space = search_spaces.get(space_name)
+    genes = space.genes()
+    model = space.build(space.make({g: choices[len(choices) // 2] for g, choices in genes.items()}), (1, 28, 28), 10)
+    assert trace_step(model, (1, 28, 28), batch_size=8) == _whole_step_trace(model, 8)
+
+
 def _calibration(bandwidth: float = 1e9) -> Calibration:
     throughput = {kind: {fmt: 1e9 * 4 / size for fmt, size in FORMATS.items()}
                   for kind in ("conv", "depthwise", "matmul", "elementwise")}
