@@ -45,7 +45,7 @@ from torch.utils.flop_counter import flop_registry
 from torch.utils.module_tracker import ModuleTracker
 
 from automl.core.errors import AutomlError
-from automl.nn.flops import runs_as_identity_on_meta
+from automl.nn.flops import shape_only_result
 
 CALIBRATION_VERSION = 5  # 2: per phase, depthwise kernel and stride, channel width; 4: dense kernel and stride;
 # 5: the level of whole reference networks (network_scale)
@@ -188,7 +188,9 @@ class _Recorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = args[0] if runs_as_identity_on_meta(func, args) else func(*args, **kwargs)
+        out = shape_only_result(func, args)
+        if out is None:
+            out = func(*args, **kwargs)
         name = func._overloadpacket.__name__
         if name.startswith("_record_function") or _is_view(func):
             return out
