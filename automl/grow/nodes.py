@@ -114,17 +114,15 @@ class FeatureCache:
 
 
 def train_output_layer(root: nn.Module, data: Dataset, sources: Sequence[int | None], config: TrainConfig,
-                       seed: int, device: torch.device, features: torch.Tensor | None = None) -> Trained:
+                       seed: int, device: torch.device, *, features: torch.Tensor) -> Trained:
     """Retrain only the root's output layer (enlarged to ``sources``) on ``data``, whose labels
     are the root's outputs; the rest of the root is frozen. ``features``: the layer's inputs for
-    ``data.train``'s samples, in order (from a :class:`FeatureCache`); else computed here."""
+    ``data.train``'s samples, in order (from a :class:`FeatureCache`)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     root = enlarge_output(root.to(device), sources, seed)
     _, _, layer = output_layer(root)
-    if features is None:
-        features = _features(root, layer, data.train, device)
     features = Split(x=features, y=data.train.y)
     steps_per_epoch = max(1, len(features) // config.batch_size)
     total = max(1, round(config.epochs * steps_per_epoch))

@@ -251,19 +251,15 @@ def trace_step(model: nn.Module, input_shape: tuple[int, ...], batch_size: int,
     ops = trace_ops(lambda: F.cross_entropy(meta(inputs), targets, label_smoothing=label_smoothing).backward())
     for parameter in meta.parameters():
         if parameter.grad is not None:  # SGD skips a parameter the step left without a gradient
-            ops.extend(_update_ops(tuple(parameter.shape), parameter.dtype, parameter.is_contiguous(
-                memory_format=torch.channels_last) and parameter.dim() == 4, momentum, weight_decay))
+            ops.extend(_update_ops(tuple(parameter.shape), parameter.dtype, momentum, weight_decay))
     return ops
 
 
 @lru_cache(maxsize=4096)
-def _update_ops(shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool, momentum: float,
-                weight_decay: float) -> tuple[Op, ...]:
+def _update_ops(shape: tuple[int, ...], dtype: torch.dtype, momentum: float, weight_decay: float) -> tuple[Op, ...]:
     """The operators SGD's update of one parameter of ``shape`` dispatches in a step after the
     first (the first creates the momentum buffer: not a step's work)."""
-    parameter = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
-    if channels_last:
-        parameter = parameter.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    parameter = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)  # an Op holds shapes, not strides
     parameter.grad = torch.empty_like(parameter)
     optimizer = torch.optim.SGD([parameter], lr=0.1, momentum=momentum, nesterov=True, weight_decay=weight_decay)
     optimizer.step()

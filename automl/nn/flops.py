@@ -14,6 +14,7 @@ slower - and constraint checks (``--max-flops``) count many candidate models.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import torch
 from torch import nn
@@ -23,7 +24,6 @@ from torch.utils.flop_counter import flop_registry
 
 _BATCH_NORM = torch.ops.aten.native_batch_norm.default  # (input, weight, bias, mean, var, training, ...)
 _BATCH_NORM_BACKWARD = torch.ops.aten.native_batch_norm_backward.default  # (grad_out, input, weight, ...)
-_IN_PLACE_POINTWISE: dict = {}
 
 
 def shape_only_result(func, args: tuple):
@@ -48,14 +48,11 @@ def shape_only_result(func, args: tuple):
     return None
 
 
+@cache
 def _in_place_pointwise(func) -> bool:
-    known = _IN_PLACE_POINTWISE.get(func)
-    if known is None:
-        first = func._schema.arguments[0] if func._schema.arguments else None
-        known = (torch.Tag.pointwise in func.tags and first is not None and first.alias_info is not None
-                 and first.alias_info.is_write)
-        _IN_PLACE_POINTWISE[func] = known
-    return known
+    first = func._schema.arguments[0] if func._schema.arguments else None
+    return torch.Tag.pointwise in func.tags and first is not None and first.alias_info is not None \
+        and first.alias_info.is_write
 
 
 class _TotalFlops(TorchDispatchMode):
