@@ -20,7 +20,7 @@ from automl.engine.search import candidate_seed
 from automl.core.attrs import SCRATCH_REASON, TRANSFORMS, WARM_START_FROM
 from automl.core.errors import CandidateFailed, CannotInherit, StudyError
 from automl.nn.flops import count_flops, model_cost, training_flops
-from automl.nn.calibrate import calibration_for
+from automl.nn.calibrate import calibration_for, load_calibration
 from automl.nn.costmodel import predict_training
 from automl.data import batches_per_epoch
 from automl.core.genome import Genome
@@ -181,6 +181,10 @@ class CNNEvaluator:
         """The cost model's training seconds for this run (plain fp32 training; the machine is
         calibrated once and cached), recorded beside the measured seconds."""
         if self._calibration is None:
+            self._calibration = load_calibration(self.device)
+        if self._calibration is None:  # a machine's first run: say why the first trial waits
+            self.progress.message("calibrating the cost model on this machine, once (one to three minutes; "
+                                  "cached for later runs, `automl costmodel --calibrate` redoes it)")
             self._calibration = calibration_for(self.device)
         steps = max(1, round(config.epochs * batches_per_epoch(self.data.train, config.batch_size)))
         return predict_training(model, self.data.input_shape, config.batch_size, steps, self._calibration,

@@ -38,3 +38,30 @@ def test_without_prediction_no_step_is_traced(small_mnist, monkeypatch):
     evaluation = CNNEvaluator(space, small_mnist, TrainConfig(epochs=0.2), predict_seconds=False)(
         space.parse(SMALLEST_MOBILE))
     assert evaluation.attrs["predicted_seconds"] is None and evaluation.attrs["seconds"] > 0
+
+
+def test_a_machine_without_calibration_is_told_why_the_first_trial_waits(small_mnist, cost_calibration, monkeypatch):
+    """The first run on a machine calibrates the cost model (minutes on a CPU): the progress
+    says so once; with a cached calibration nothing is said and nothing is measured."""
+    import automl.evaluate.cnn as cnn
+
+    messages, measured = [], []
+
+    class Progress(cnn.SilentProgress):
+        def message(self, text: str) -> None:
+            messages.append(text)
+
+    def calibrate(device):
+        measured.append(device)
+        return cost_calibration
+
+    space = search_spaces.get("mobile")
+    genome = space.parse(SMALLEST_MOBILE)
+    monkeypatch.setattr(cnn, "calibration_for", calibrate)
+    CNNEvaluator(space, small_mnist, TrainConfig(epochs=0.1), progress=Progress())(genome)
+    assert messages == [] and measured == []  # the cache holds one
+    monkeypatch.setattr(cnn, "load_calibration", lambda device: None)
+    evaluator = CNNEvaluator(space, small_mnist, TrainConfig(epochs=0.1), progress=Progress())
+    evaluator(genome)
+    evaluator(genome)  # a second trial of the same evaluator: calibrated already
+    assert len(measured) == 1 and len(messages) == 1 and "calibrating the cost model" in messages[0]

@@ -66,3 +66,23 @@ def test_accelerated_runs_are_labelled_and_summarised_side_by_side(monkeypatch):
     assert row["rescored_hypervolume"] == [pytest.approx([0.8 * 0.5, 0.9 * 0.5])]
     assert row["rescored_gain_mean"] == pytest.approx(0.05)
     assert result["summary"]["random + subset"]["rescored_hypervolume_mean"] == pytest.approx(0.45)
+
+
+def test_machine_calibration_is_paid_before_any_timed_run(monkeypatch):
+    """The cost model's one-off calibration (a trial records its prediction) happens in the
+    warm-up, not inside the first strategy's wall-clock budget."""
+    from types import SimpleNamespace
+
+    import automl.experiments.search as module
+
+    calls = []
+    monkeypatch.setattr(module, "warm_up", lambda *args, **kwargs: calls.append("warm-up"))
+    monkeypatch.setattr(module, "calibration_for", lambda device: calls.append("calibration"))
+
+    def fake_search(space, data, strategy, seed, settings, accelerate, folder):
+        calls.append(strategy)
+        return SimpleNamespace(candidates=[], front=[])
+
+    monkeypatch.setattr(module, "_one_search", fake_search)
+    bench_search(time_budget=60, evaluations=None, strategies=("random", "nsga2"))
+    assert calls == ["warm-up", "calibration", "random", "nsga2"]
