@@ -6,9 +6,9 @@ search's (and nsga2's) final hypervolume. ``nsga2-warm`` warm-starts children (N
 0.3x the epochs; every other strategy trains each candidate from scratch.
 
 With ``accelerate``, every strategy also runs with those accelerators under the same budget,
-and both runs' final fronts are re-scored by training each member plain for the full budget:
-a cheap proxy's optimistic or pessimistic accuracies do not count as gain, only the
-architectures it found do.
+and both runs' final fronts are re-scored by training each member plain for the full budget
+under fresh seeds: a cheap proxy's optimistic or pessimistic accuracies do not count as gain,
+only the architectures it found do.
 """
 
 from __future__ import annotations
@@ -76,19 +76,29 @@ def _one_search(space, data, strategy: str, seed: int, settings: dict[str, Any],
     return search.run()
 
 
+RESCORE_SEEDS = 2  # fresh plain trainings per front member, averaged
+
+
 def _rescored(space, data, front, epochs: float, seed: int, known: dict[str, float]) -> list[tuple[float, float]]:
-    """(accuracy trained plain for ``epochs``, FLOPs) of each front member; ``known`` caches
-    accuracies by genome so a member on several fronts is trained once (same seed, same number)."""
+    """(accuracy trained plain for ``epochs``, FLOPs) of each front member, the mean over
+    ``RESCORE_SEEDS`` seeds no search trained it under. Under the search's own seed a plain run's
+    front would score its own values again - members chosen partly for a lucky seed, which an
+    accelerated run's members (chosen under other noise) cannot match: fresh seeds remove that
+    winner's bias from both. ``known`` caches accuracies by genome, so a member on several fronts
+    gets one number."""
     from automl.engine.search import candidate_seed
 
     points = []
     for candidate in front:
         key = space.format(candidate.genome)
         if key not in known:
-            run_seed = candidate_seed(seed, candidate.genome)
-            torch.manual_seed(run_seed)  # the evaluator's initialisation: a plain run re-scores to its own values
-            model = space.build(candidate.genome, data.input_shape, data.num_classes)
-            known[key] = train(model, data, TrainConfig(epochs=epochs), seed=run_seed).accuracy
+            accuracies = []
+            for repeat in range(1, RESCORE_SEEDS + 1):
+                run_seed = candidate_seed(seed + 1000 * repeat, candidate.genome)
+                torch.manual_seed(run_seed)
+                model = space.build(candidate.genome, data.input_shape, data.num_classes)
+                accuracies.append(train(model, data, TrainConfig(epochs=epochs), seed=run_seed).accuracy)
+            known[key] = statistics.mean(accuracies)
         points.append((known[key], candidate.values["flops"]))
     return points
 
@@ -187,4 +197,5 @@ NOTE = ("hypervolume of (1 - validation accuracy, FLOPs / max_flops) up to (1, 1
         "from the search's start until its hypervolume first reaches random search's final one (None: never "
         "within the budget); time_to_nsga2_final: the same for the final hypervolume of nsga2 without warm "
         "starts; rescored_hypervolume (with accelerate): the run's final front with each member trained plain "
-        "for the full epochs under the same seed, so plain and accelerated fronts are scored alike")
+        f"for the full epochs, mean over {RESCORE_SEEDS} seeds neither search used, so plain and accelerated fronts are "
+        "scored alike (under the search's own seed a plain front would re-score to its own lucky values)")
