@@ -103,16 +103,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except _parse_errors() as error:
         message = error.format_message() if hasattr(error, "format_message") else str(error)
-        print(f"automl: error: {' '.join(message.split())}", file=sys.stderr)
+        if message.strip():  # a bare `automl` or `automl bench` printed its help: nothing to add
+            print(f"automl: error: {' '.join(message.split())}", file=sys.stderr)
         sys.exit(2)
     except Exception as error:  # a storage fault mid-command (read-only, damaged): one line too
         from automl.store.storage import storage_fault
 
         fault = storage_fault(error)
-        if fault is None:
-            raise
-        print(f"automl: error: {fault}", file=sys.stderr)
-        sys.exit(fault.exit_code)
+        if fault is not None:
+            print(f"automl: error: {fault}", file=sys.stderr)
+            sys.exit(fault.exit_code)
+        if isinstance(error, OSError) and error.filename is not None:  # a path given that cannot be written
+            print(f"automl: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
+            sys.exit(2)
+        raise
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from automl.core.errors import AutomlError
@@ -14,11 +16,11 @@ def read_genome(space: SearchSpace, text: str) -> Genome:
     return space.preset(text) if text.strip() in space.presets() else space.parse(text)
 
 
-def parse_shape(text: str) -> tuple[int, int, int]:
-    """``C,H,W`` -> (C, H, W)."""
-    parts = [p.strip() for p in text.split(",")]
+def parse_shape(text: str, option: str = "--input") -> tuple[int, int, int]:
+    """``C,H,W`` or ``CxHxW`` -> (C, H, W): every command takes either spelling."""
+    parts = [p.strip() for p in re.split(r"[,xX]", text)]
     if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise AutomlError(f"--input {text!r} must read C,H,W with positive integers, e.g. 3,224,224")
+        raise AutomlError(f"{option} {text!r} must read C,H,W (or CxHxW) with positive integers, e.g. 3,224,224")
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 

@@ -12,6 +12,9 @@ import importlib
 import importlib.util
 import re
 import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -38,7 +41,8 @@ def load_space(spec: str) -> SearchSpace:
             raise UnknownNameError(f"--space {spec!r}: {target} has no {attribute!r}")
         value = getattr(value, part)
     if isinstance(value, type) and issubclass(value, SearchSpace):
-        value = value()
+        with _users_code(spec):
+            value = value()
     if not isinstance(value, SearchSpace):
         raise AutomlError(f"--space {spec!r} is a {type(value).__name__}, not a search_spaces.SearchSpace "
                           f"(subclass or instance)")
@@ -50,7 +54,8 @@ def _module(target: str, spec: str) -> ModuleType:
     if target.endswith(".py") or "/" in target or "\\" in target:
         return _module_from_file(Path(target), spec)
     try:
-        return importlib.import_module(target)
+        with _users_code(spec):
+            return importlib.import_module(target)
     except ModuleNotFoundError as error:
         raise UnknownNameError(f"--space {spec!r}: no module {error.name!r} (is it on PYTHONPATH?)") from None
 
@@ -68,8 +73,27 @@ def _module_from_file(path: Path, spec: str) -> ModuleType:
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module  # dataclasses and pickling-free reflection look modules up here
     try:
-        module_spec.loader.exec_module(module)
+        with _users_code(spec):
+            module_spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[name]
         raise
     return module
+
+
+@contextmanager
+def _users_code(spec: str) -> Iterator[None]:
+    """Run the user's code; an exception it raises becomes one line that says where (the
+    innermost line of theirs), not a traceback through the loader."""
+    try:
+        yield
+    except (AutomlError, ModuleNotFoundError):
+        raise
+    except Exception as error:
+        if isinstance(error, SyntaxError):
+            message, where = error.msg, f" ({error.filename}, line {error.lineno})"
+        else:
+            frames = [f for f in traceback.extract_tb(error.__traceback__)
+                      if f.filename != __file__ and not f.filename.startswith("<frozen")]
+            message, where = str(error), (f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else "")
+        raise AutomlError(f"--space {spec!r} failed to load: {type(error).__name__}: {message}{where}") from None

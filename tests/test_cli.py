@@ -81,6 +81,10 @@ BAD_INPUT = [
     (["search", "--resume"], "--resume needs --study"),
     (["search", "--study", "../up"], "study name"),
     (["search", "--config", "missing.toml"], "does not exist"),
+    (["search", "--config", "."], "is a folder, not a TOML file"),
+    (["search", "--population", "0"], "--population must be at least 2, got 0"),
+    (["search", "--max-params", "-5"], "--max-params must be positive, got -5"),
+    (["spaces", "show", "mobile", "--input", "1x28"], "--input '1x28' must read C,H,W (or CxHxW)"),
     (["search", "--device", "tpu"], "unknown device"),
     (["search", "--no-such-flag"], "no-such-flag"),
     (["pareto", "--study", "ghost"], "no study"),
@@ -229,3 +233,20 @@ def test_accelerators_list_every_option_default_in_full(capsys):
     for row in rows:
         line = next(line for line in out.splitlines() if line.lstrip("│ ").startswith(f"{row['name']} "))
         assert all(f"{key}={value}" in line for key, value in row["options"].items())  # nothing cut short
+
+
+def test_lineage_of_a_study_with_nothing_finished_says_so(capsys, in_tmp):
+    from automl.core.pareto import DEFAULT_OBJECTIVES
+    from automl.store.study import StudyStore
+
+    StudyStore.create("empty", None, DEFAULT_OBJECTIVES, {})
+    code, out, err = run(capsys, "lineage", "--study", "empty")
+    assert code == 0 and out == "" and "has no finished trials yet" in err
+
+
+@pytest.mark.parametrize("shape", ["3,32,32", "3x32x32"])
+def test_every_command_takes_either_spelling_of_an_input_shape(shape):
+    from automl.app.commands.costmodel import parse_shape as costmodel_shape
+    from search_spaces.describe import parse_shape
+
+    assert parse_shape(shape) == costmodel_shape(shape) == (3, 32, 32)

@@ -106,3 +106,45 @@ def test_export_report_and_resume_from_another_folder(tmp_path):
     assert len([t for t in trials if t.state.name == "COMPLETE"]) == 5
     warm = [t for t in trials if t.user_attrs.get("warm_start")]
     assert warm and all("scratch_reason" not in t.user_attrs for t in trials)  # parents' weights were found
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--artifacts", "/proc/automl-nope"], "--artifacts '/proc/automl-nope' cannot be written"),
+    (["--artifacts", "a-file"], "--artifacts 'a-file' is a file, not a folder"),
+])
+def test_an_artifacts_folder_that_cannot_be_written_is_refused_before_training(capsys, in_tmp, args, message):
+    (in_tmp / "a-file").write_text("")
+    code, err = run(capsys, "search", "--study", "s", "--budget", "1", "--epochs", "0.01", "--quiet", *args)
+    assert _one_line(code, err, message), err
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["a-file"]  # no study, nothing trained
+
+
+def test_the_folder_check_leaves_nothing_behind(tmp_path):
+    from automl.app.paths import check_writable_folder
+
+    assert check_writable_folder(tmp_path / "a" / "b", "--out") == tmp_path / "a" / "b"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_paths_a_command_cannot_write_are_one_line(capsys, in_tmp):
+    """Export's folder is checked before anything is exported; any other output path that
+    the file system refuses ends in one line naming it (not a traceback)."""
+    from automl.core.genome import Genome
+
+    store = StudyStore.create("w", None, DEFAULT_OBJECTIVES, {})
+    genome = Genome("toy", (("a", 1),))
+    trial = store.start(genome, {"a": [1, 2]}, {"key": genome.key(), "genome": "a1"})
+    store.complete(trial, {"accuracy": 0.5, "flops": 1e6}, {})
+    (in_tmp / "a-file").write_text("")
+    code, err = run(capsys, "export", "--study", "w", "--out", "a-file", "--quiet")
+    assert _one_line(code, err, "--out 'a-file' is a file, not a folder"), err
+    code, err = run(capsys, "pareto", "--study", "w", "--png", "/proc/automl-nope/x.png")
+    assert _one_line(code, err, "/proc/automl-nope"), err
+
+
+@pytest.mark.parametrize("argv", [[], ["bench"]])
+def test_a_bare_command_shows_its_help_without_an_empty_error_line(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and "Usage" in captured.out and "error" not in captured.err

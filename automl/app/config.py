@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from automl.app.paths import check_writable_folder
 from automl.core.errors import AutomlError
 
 MAX_SEED = 2**32 - 1  # numpy and torch both take seeds this large
@@ -95,7 +96,7 @@ class SearchSettings:
                 raise AutomlError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if not 0 <= self.seed <= MAX_SEED:
             raise AutomlError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
-        for name in ("population", "batch_size", "preselect"):
+        for name in ("batch_size", "preselect"):
             if getattr(self, name) < 1:
                 raise AutomlError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.population < 2:
@@ -115,6 +116,8 @@ class SearchSettings:
         if not self.epochs > 0:
             raise AutomlError(f"--epochs must be positive, got {self.epochs}")
         self._check_workers()
+        if self.artifacts:
+            check_writable_folder(self.artifacts, "--artifacts")
         if self.warm_epochs is not None and not 0 < self.warm_epochs <= self.epochs:
             raise AutomlError(f"--warm-epochs must be in (0, --epochs={self.epochs}], got {self.warm_epochs}")
         return self
@@ -166,6 +169,8 @@ def check_types(values: dict[str, Any]) -> None:
 def load_config(path: str | Path) -> dict[str, Any]:
     """The settings a TOML study config sets (unknown keys are an error)."""
     path = Path(path)
+    if path.is_dir():
+        raise AutomlError(f"config file {str(path)!r} is a folder, not a TOML file")
     if not path.is_file():
         raise AutomlError(f"config file {str(path)!r} does not exist")
     try:
@@ -227,6 +232,8 @@ def parse_amount(text: str, what: str = "value") -> float:
     """'300M', '1.5G', '20k' or '2e6' -> a number."""
     match = _AMOUNT.match(str(text))
     if not match:
+        if str(text).strip().startswith("-"):
+            raise AutomlError(f"{what} must be positive, got {text}")
         raise AutomlError(f"{what} {text!r} is not a number such as 20M, 1.5G or 3e6")
     return float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[match.group(2).lower()]
 

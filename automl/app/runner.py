@@ -115,13 +115,20 @@ def run_search(settings: SearchSettings, explicit: set[str] | None = None,
                              device=device, progress=progress, warm_epochs=settings.child_epochs(),
                              **({"trainer": trainer} if trainer is not None else {}))
     check_reachable(space, evaluator.cost, settings.max_flops, settings.max_params)
+    if executor is not None:
+        executor.connect()  # an unreachable cluster is one line before any study exists
     if not settings.resume:
         name = settings.study_name()
         stored = {k: getattr(settings, k) for k in STORED}
         stored.update(budget=settings.total_budget(), study=name, version=__version__,
                       train=config.as_dict(), data=data.describe())
-        store = StudyStore.create(name, settings.storage, DEFAULT_OBJECTIVES, stored,
-                                  artifacts=Path(settings.artifacts) if settings.artifacts else None)
+        try:
+            store = StudyStore.create(name, settings.storage, DEFAULT_OBJECTIVES, stored,
+                                      artifacts=Path(settings.artifacts) if settings.artifacts else None)
+        except BaseException:
+            if executor is not None:
+                executor.close()  # the Ray instance connect() started
+            raise
         settings = replace(settings, study=name)
     elif settings.total_budget() != store.settings.get("budget"):
         store.update_settings(budget=settings.total_budget())

@@ -188,7 +188,8 @@ def _torchvision_split(name: str, root: Path, train: bool, download: bool):
         return cls(str(root), train=train, download=download)
     except RuntimeError as error:
         hint = "" if download else "; pass --download to fetch it"
-        raise DataError(f"dataset {name!r} not found under {root} ({error}){hint}") from None
+        reason = " ".join(s for s in str(error).split(". ") if "download=True" not in s).rstrip(".")  # torchvision's API hint
+        raise DataError(f"dataset {name!r} not found under {root} ({reason}){hint}") from None
     except OSError as error:
         raise DataError(f"dataset {name!r} could not be read or fetched under {root}: {error}") from None
 

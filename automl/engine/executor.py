@@ -65,6 +65,11 @@ class Executor(ABC):
 
     workers: int = 1
 
+    def connect(self) -> None:
+        """Start or reach the workers without training anything yet, so a caller can learn
+        that they cannot be reached before it creates anything (a study). Optional:
+        :meth:`open` connects when this was not called."""
+
     @abstractmethod
     def open(self, evaluate: Callable[..., Any]) -> None:
         """Get ready to train with ``evaluate`` (start or join the workers)."""

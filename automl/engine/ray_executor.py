@@ -60,7 +60,10 @@ class RayExecutor(Executor):
         self._ref = None
         self._task = None
 
-    def open(self, evaluate: Callable[..., Any]) -> None:
+    def connect(self) -> None:
+        """Start the local instance or join the cluster, and check it holds one trial."""
+        if self.fits is not None and self._ray is not None and self._ray.is_initialized():
+            return
         ray = self._ray = require_ray()
         if not ray.is_initialized():
             self._start(ray)
@@ -75,6 +78,10 @@ class RayExecutor(Executor):
                               f"asking for {self.cpus_per_trial:g} CPU(s) and {self.gpus_per_trial:g} GPU(s)")
         self.fits = fits
         self.workers = self.requested or fits
+
+    def open(self, evaluate: Callable[..., Any]) -> None:
+        self.connect()
+        ray = self._ray
         for_worker = getattr(evaluate, "for_worker", None)
         self._ref = ray.put(for_worker(self.gpus_per_trial) if callable(for_worker) else evaluate)
         self._task = ray.remote(_train).options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,

@@ -32,13 +32,13 @@ def methods_of(only: str | None) -> list[str]:
     joined = [m for m in methods if "+" in m]
     if joined:
         raise AutomlError(f"ablate --only takes single methods and builds the combinations itself; got {joined[0]!r}")
+    for method in methods:  # an unknown name or a bad option is the first thing to say
+        combos.parse(method)
     if len(methods) < 2:
         raise AutomlError(f"ablate needs at least two methods to combine, got {len(methods)}")
     twice = sorted({m for m in methods if methods.count(m) > 1})
     if twice:
         raise AutomlError(f"ablate --only names {twice[0]!r} twice")
-    for method in methods:
-        combos.parse(method)
     return methods
 
 
@@ -69,11 +69,13 @@ def pair_matrix(methods: list[str], table: dict[str, dict[str, Any]]) -> dict[st
                                          for i in range(len(methods))] for key in keys}}
 
 
-def ablate(only: str | None = None, candidates: int = 8, seeds: int = 2, max_size: int = 2, epochs: float = 1.0,
-           max_flops: float | None = 20e6, seed: int = 0, progress=None,
-           stage: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+def ablate(only: str | None = None, candidates: int = 4, seeds: int = 2, max_size: int = 2, epochs: float = 0.5,
+           max_flops: float | None = 10e6, seed: int = 0, progress=None,
+           stage: Callable[[str], None] = lambda line: None,
+           on_run: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Singles and combinations of ``only``'s methods on the same candidates and seeds.
-    ``stage`` hears what will run before the first candidate's line, minutes later."""
+    ``stage`` hears what will run before the first candidate's line, minutes later;
+    ``on_run(done, total)`` after every training run."""
     if max_size not in MAX_SIZES:
         raise AutomlError(f"--max-size must be 2 or 3, got {max_size}")
     methods = methods_of(only)
@@ -81,8 +83,8 @@ def ablate(only: str | None = None, candidates: int = 8, seeds: int = 2, max_siz
     entries = 1 + len(methods) + len(allowed)
     stage(f"{candidates} candidates x {entries} entries (plain, {len(methods)} alone, {len(allowed)} combined; "
           f"{len(refused)} refused) x {seeds} seed(s), {epochs:g} epoch(s) each, plus {seeds} plain seed(s) "
-          f"for the noise ceiling: {candidates * (entries + 1) * seeds} runs; a line per candidate")
-    measured = run_interleaved([*methods, *allowed], candidates, epochs, max_flops, seed, seeds, progress)
+          f"for the noise ceiling: {candidates * (entries + 1) * seeds} runs")
+    measured = run_interleaved([*methods, *allowed], candidates, epochs, max_flops, seed, seeds, progress, on_run)
     runs = measured["runs"]
     noise = ceiling(runs[PLAIN], measured["noise_runs"])
     table: dict[str, dict[str, Any]] = {}

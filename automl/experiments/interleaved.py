@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,11 @@ def _mean_row(genome_text: str, mflops: float, rows: list[dict[str, Any]]) -> di
 
 
 def run_interleaved(entries: list[str], candidates: int, epochs: float, max_flops: float | None, seed: int,
-                    seeds: int, progress=None) -> dict[str, Any]:
+                    seeds: int, progress=None, on_run: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train ``candidates`` genomes (spread over log-FLOPs, shuffled) plain and with each entry
     under ``seeds`` seeds, interleaved; then plain under ``seeds`` other seeds (the ceiling).
-    ``progress(done, total, latest)`` is called once per candidate."""
+    ``progress(done, total, latest)`` is called once per candidate, ``on_run(done, total)``
+    after every training run."""
     if seeds < 1:
         raise ValueError("seeds must be >= 1")
     space = search_spaces.get("mobile")
@@ -78,7 +80,17 @@ def run_interleaved(entries: list[str], candidates: int, epochs: float, max_flop
     config = TrainConfig(epochs=epochs)
     trained_samples = epochs * (len(data.train) // config.batch_size * config.batch_size)  # drop_last batches
     with tempfile.TemporaryDirectory() as cache:  # one-off artifacts (wae's encoder), shared by candidates
-        fit = _Fitter(space, data, config, Path(cache))
+        fitter = _Fitter(space, data, config, Path(cache))
+        total, done = candidates * seeds * (len(runs) + 1), 0
+
+        def fit(*args):
+            nonlocal done
+            result = fitter(*args)
+            done += 1
+            if on_run is not None:
+                on_run(done, total)
+            return result
+
         for c, genome in enumerate(genomes):
             plain_flops = training_flops(cost(genome), trained_samples)
             per_seed: dict[str, list[dict[str, Any]]] = {entry: [] for entry in runs}

@@ -36,7 +36,8 @@ class TreeStudy:
 
     @classmethod
     def create(cls, name: str, storage: str | None, settings: dict[str, Any]) -> TreeStudy:
-        return cls(StudyStore.create(name, storage, DEFAULT_OBJECTIVES, {**settings, "mode": "grow"}))
+        return cls(StudyStore.create(name, storage, DEFAULT_OBJECTIVES, {**settings, "mode": "grow"},
+                                     if_exists="choose another --tree-study"))
 
     def record(self, training: NodeTraining) -> int:
         space_genes = {g: list(c) for g, c in _space(self.store).genes().items()}

@@ -77,15 +77,16 @@ class StudyStore:
     def create(cls, name: str, storage: str | None, objectives: Sequence[Objective],
                settings: Mapping[str, Any], artifacts: Path | None = None,
                sampler: optuna.samplers.BaseSampler | None = None,
-               heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD)) -> StudyStore:
-        """A new study; refuses to touch an existing one of the same name."""
+               heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD),
+               if_exists: str = "add --resume to continue it or choose another --study") -> StudyStore:
+        """A new study; refuses to touch an existing one of the same name (``if_exists``: what
+        the refusal tells the user to do instead)."""
         check_study_name(name)
         url = storage or default_storage(name)
         backend = open_storage(url, heartbeat=heartbeat)
         with storage_errors(url):
             if name in {s.study_name for s in optuna.get_all_study_summaries(backend)}:
-                raise StudyError(f"study {name!r} already exists in {url}; add --resume to continue it "
-                                 "or choose another --study")
+                raise StudyError(f"study {name!r} already exists in {url}; {if_exists}")
             study = optuna.create_study(storage=backend, study_name=name, sampler=sampler,
                                         directions=[o.optuna_direction for o in objectives])
             study.set_metric_names([o.name for o in objectives])

@@ -115,3 +115,20 @@ def test_not_a_space_and_missing_names_are_user_errors(tmp_path, forget):
     with pytest.raises(AutomlError, match="no module"):
         search_spaces.get("no_such_module_here:X")
     assert issubclass(ContractError, AutomlError)
+
+
+@pytest.mark.parametrize("source, words", [
+    ("x = 1\nraise RuntimeError('boom')\n", "RuntimeError: boom ({path}, line 2)"),
+    ("garbage(((\n", "SyntaxError: '(' was never closed ({path}, line 1)"),
+    ("class S(TinyUser):\n    def __init__(self):\n        1 / 0\n", "ZeroDivisionError: division by zero ({path}, line "),
+    ("class S(SearchSpace):\n    pass\n", "TypeError: Can't instantiate abstract class S"),
+])
+def test_a_space_whose_own_code_fails_is_one_line_saying_where(source, words, tmp_path, forget):
+    path = tmp_path / "mine.py"
+    path.write_text(USER_MODULE.replace("search_spaces.register(TinyUser)", "") + "\n" + source
+                    if "class S" in source else source)
+    with pytest.raises(AutomlError) as error:
+        search_spaces.get(f"{path}:S")
+    message = str(error.value)
+    assert message.startswith(f"--space '{path}:S' failed to load: ") and words.format(path=path) in message
+    assert "loader.py" not in message  # where: the user's line, never the loader's

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from automl.app.commands.bench import OUT_HELP, candidate_tick, finish
+from automl.app.commands.bench import OUT_HELP, candidate_tick, finish, run_ticker
 from automl.app.commands.console import err, out
 from automl.app.config import parse_amount
 
@@ -15,13 +15,13 @@ from automl.app.config import parse_amount
 def ablate(
     only: Optional[str] = typer.Option(None, help="Comma-separated methods to combine, options allowed (e.g. "
                                                   "'subset:fraction=0.7,rescale,gradapprox'); default: all "
-                                                  "registered."),
-    candidates: int = typer.Option(8, min=2, help="Mobile candidates (spread over the FLOPs range)."),
+                                                  "registered (about 100 combinations: start with --only)."),
+    candidates: int = typer.Option(4, min=2, help="Mobile candidates (spread over the FLOPs range)."),
     seeds: int = typer.Option(2, min=1, help="Seeds per candidate and combination; as many other plain seeds give "
                                              "the seed-noise ceiling."),
     max_size: int = typer.Option(2, min=2, max=3, help="Largest combination: 2 (pairs) or 3 (also triples)."),
-    epochs: float = typer.Option(1.0, min=0.01, help="Epochs per run."),
-    max_flops: Optional[str] = typer.Option("20M", help="Candidates up to this many FLOPs."),
+    epochs: float = typer.Option(0.5, min=0.01, help="Epochs per run."),
+    max_flops: Optional[str] = typer.Option("10M", help="Candidates up to this many FLOPs."),
     seed: int = typer.Option(0, help="Seed of candidates and training."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     png: Optional[str] = typer.Option(None, help="Write a heat-map of the pair matrix to this PNG."),
@@ -38,7 +38,7 @@ def ablate(
     methods_of(only)  # refused before anything trains
     limit = parse_amount(max_flops, "--max-flops") if max_flops else None
     result = run(only=only, candidates=candidates, seeds=seeds, max_size=max_size, epochs=epochs, max_flops=limit,
-                 seed=seed, progress=candidate_tick, stage=err.print)
+                 seed=seed, progress=candidate_tick, stage=err.print, on_run=run_ticker())
     if png:
         from automl.experiments.heatmap import pair_heatmap
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Optional
 
 import typer
@@ -32,6 +34,21 @@ def candidate_tick(done: int, total: int, latest: dict) -> None:
     plain = latest["none"]["seconds"]
     err.print(f"candidate {done}/{total} ({latest['none']['mflops']:.1f} MFLOPs): " + ", ".join(
         f"{name} {row['seconds'] / plain:.2f}x time, {100 * row['accuracy']:.1f}%" for name, row in latest.items()))
+
+
+def run_ticker(parts: int = 20) -> Callable[[int, int], None]:
+    """``on_run(done, total)`` that prints a line at every ``1/parts`` of the runs: how many,
+    the minutes so far and, from their pace, about how many are left."""
+    started = time.perf_counter()
+
+    def tick(done: int, total: int) -> None:
+        if done % max(1, total // parts) and done != total:
+            return
+        minutes = (time.perf_counter() - started) / 60
+        err.print(f"{done}/{total} runs, {minutes:.1f} min so far, about {minutes / done * (total - done):.0f} "
+                  "min left")
+
+    return tick
 
 
 def bench_trainer(

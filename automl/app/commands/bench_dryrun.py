@@ -48,6 +48,7 @@ def bench_dryrun(
     from automl.nn.calibrate import calibration_for
 
     validate_names(settings)
+    _check_reachable(settings)  # an unreachable --max-flops is one line, not minutes of calibration first
     if clock == "cpu":
         threads = 1  # process CPU time counts every thread: one keeps it equal to the search's work
     if threads is not None:
@@ -73,6 +74,21 @@ def bench_dryrun(
               f"{predicted['evaluation_s']:.1f} vs {measured['evaluation_s']:.1f} s, everything else "
               f"{predicted['fixed_s']:.0f} vs {_seconds(measured['fixed_s'])}, warm starts {predicted['warm_started']} vs "
               f"{measured['warm_started']}; load average {result['load_average_1min']['median']:.1f}")
+
+
+def _check_reachable(settings) -> None:
+    """What ``automl search`` refuses at once (a FLOPs limit below the space's smallest model)."""
+    import search_spaces
+    from automl.app.runner import check_reachable
+    from automl.data import load_dataset
+    from automl.nn.flops import model_cost
+
+    if settings.max_flops is None and settings.max_params is None:
+        return
+    space, data = search_spaces.get(settings.space), load_dataset(settings.dataset, settings.data_root)
+    cost = lambda genome: model_cost(lambda: space.build(genome, data.input_shape, data.num_classes),  # noqa: E731
+                                     data.input_shape)
+    check_reachable(space, cost, settings.max_flops, settings.max_params)
 
 
 def _seconds(value: float | None) -> str:

@@ -31,7 +31,7 @@ def spaces(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
 def show_space(
     space: str = typer.Argument(..., help="A registered space, or package.module:object / path/to/file.py:object."),
     genome: Optional[str] = typer.Option(None, "--genome", help="A genome string or preset name: its FLOPs and params."),
-    input_shape: str = typer.Option("1,28,28", "--input", help="Input shape C,H,W for FLOPs and params."),
+    input_shape: str = typer.Option("1,28,28", "--input", help="Input shape C,H,W (or CxHxW) for FLOPs and params."),
     classes: int = typer.Option(10, "--classes", help="Number of classes of the classifier."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:

@@ -32,14 +32,10 @@ class Target:
     label: str
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
-        shape = ()
-    if not shape or any(n < 1 for n in shape):
-        raise AutomlError(f"--input-shape {text!r} is not a shape such as 1x28x28")
-    return shape
+def parse_shape(text: str) -> tuple[int, int, int]:
+    from search_spaces.describe import parse_shape as parse
+
+    return parse(text, "--input-shape")
 
 
 def _from_study(study: str, storage: Optional[str], trial: Optional[int]) -> dict[str, Any]:

@@ -61,6 +61,7 @@ def grow(
     storage: Optional[str] = typer.Option(None, help="Storage of --study and of the new tree's study."),
     dataset: str = typer.Option("mnist5k", help="Dataset whose classes arrive in --tasks."),
     data_root: str = typer.Option("data", help="Folder of torchvision datasets."),
+    download: bool = typer.Option(False, "--download", help="Download a torchvision dataset if missing."),
     tasks: str = typer.Option(..., help="The class stream: tasks separated by '/', e.g. 0-4/5,6/7-9."),
     out_study: Optional[str] = typer.Option(None, "--tree-study", help="Study to record the tree in. "
                                             "(default: grow-DATASET-TIMESTAMP)"),
@@ -93,7 +94,7 @@ def grow(
     label = dataset.split(":")[-1].rstrip("/").split("/")[-1]
     name = check_study_name(out_study or f"grow-{label}-{time.strftime('%Y%m%d-%H%M%S')}")
     source = _root(from_dir, study, storage, trial)
-    data = load_dataset(dataset, data_root)
+    data = load_dataset(dataset, data_root, download)
     stream = parse_tasks(tasks, data.class_names)
     target = pick_device(device)
     data.to(target)

@@ -39,8 +39,11 @@ def export(
     from automl.reporting.studies import resolve_study
     from automl.store.study import StudyStore
 
+    from automl.app.paths import check_writable_folder
+
     formats = parse_formats(fmt)
     pick_device(device)  # a misspelt or absent GPU is refused before anything is written
+    check_writable_folder(out_dir, "--out")
     store = StudyStore.open(resolve_study(study, storage), storage)
     launch = torchrun_launch()
     if launch is not None and launch.rank != 0:  # under torchrun rank 0 writes and reports

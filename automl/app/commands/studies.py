@@ -70,6 +70,8 @@ def lineage(
                           "edges": [{"parent": a, "child": b, **d} for a, b, d in sub.edges(data=True)]},
                          indent=2))
         return
+    if not roots:  # a study with nothing finished yet: say so rather than print nothing
+        err.print(f"study {store.name!r} has no finished trials yet: no lineage to show")
     for root in roots:
         out.print(tree(sub, root))
     if png is not None:

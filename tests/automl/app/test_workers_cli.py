@@ -61,3 +61,19 @@ def test_search_with_two_workers_trains_and_records_every_candidate(capsys, in_t
     assert "2 candidates at once on a local Ray instance" in err
     assert sum("candidate" in line and "trial" in line and " on " in line for line in err.splitlines()) == 4
     assert Path("studies/w-artifacts").is_dir()
+
+
+def test_an_unreachable_cluster_is_one_line_before_any_study_exists(capsys, in_tmp, monkeypatch):
+    """Ray is reached before the study is created: a rerun after the fix needs no --resume."""
+    pytest.importorskip("ray")
+    from automl.core.errors import AutomlError
+    from automl.engine import ray_executor
+
+    def unreachable(self, ray):
+        raise AutomlError("cannot start or reach Ray at 'auto': no cluster there")
+
+    monkeypatch.setattr(ray_executor.RayExecutor, "_start", unreachable)
+    code, _, err = run(capsys, "search", "--study", "s", "--budget", "1", "--epochs", "0.01", "--quiet",
+                       "--ray", "auto")
+    assert _one_line(code, err, "cannot start or reach Ray"), err
+    assert not (in_tmp / "studies").exists()

@@ -30,6 +30,8 @@ def test_ablate_quick_pairs_interactions_heatmap_and_provenance(tmp_path, capsys
     result = json.loads(stdout)
     ticks = [line for line in stderr.splitlines() if line.startswith("candidate ")]
     assert [t.split(" (")[0] for t in ticks] == ["candidate 1/2", "candidate 2/2"]  # one line per candidate
+    runs = [line.split(",")[0] for line in stderr.splitlines() if " runs, " in line]
+    assert runs == [f"{done}/14 runs" for done in range(1, 15)]  # 14 runs: every one is a twentieth or more
     assert "2 candidates x 6 entries (plain, 3 alone, 2 combined; 1 refused) x 1 seed(s)" in stderr  # said first
     assert "plus 1 plain seed(s) for the noise ceiling: 14 runs" in stderr
     table = result["table"]
@@ -68,13 +70,16 @@ def test_ablate_refuses_what_it_cannot_combine():
 def test_ablate_bad_choice_is_one_line_and_exit_2(capsys, monkeypatch):
     code, _, stderr = _cli(["ablate", "--only", "subset"], capsys, monkeypatch)
     assert code == 2 and stderr.strip().count("\n") == 0 and "at least two" in stderr
+    for only in ("nosuch", "fx16:bits=abc"):  # the real mistake is named, not the count
+        code, _, stderr = _cli(["ablate", "--only", only], capsys, monkeypatch)
+        assert code == 2 and stderr.strip().count("\n") == 0 and "at least two" not in stderr, stderr
 
 
 SPEEDUP = {"none": 1.0, "subset": 2.0, "rescale": 1.5, "s3pool": 0.8, "subset+rescale": 2.4, "subset+s3pool": 1.6}
 DELTA = {"none": 0.0, "subset": -0.10, "rescale": -0.05, "s3pool": 0.0, "subset+rescale": -0.20, "subset+s3pool": -0.1}
 
 
-def _fake_runs(entries, candidates, epochs, max_flops, seed, seeds, progress=None):
+def _fake_runs(entries, candidates, epochs, max_flops, seed, seeds, progress=None, on_run=None):
     """Known speed-ups and accuracy changes per entry, three candidates of rising accuracy."""
     runs = {}
     for entry in ["none", *entries]:

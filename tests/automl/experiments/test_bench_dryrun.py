@@ -36,3 +36,16 @@ def test_load_sampler_records_at_least_start_and_end():
         pass
     summary = load.summary()
     assert summary["samples"] == 2 and summary["min"] <= summary["median"] <= summary["max"]
+
+
+def test_an_unreachable_flops_limit_is_refused_before_the_calibration(capsys, monkeypatch):
+    """What `automl search` refuses at once is refused at once here too, not after minutes
+    of calibrating the cost model."""
+    import cli
+    import automl.nn.calibrate as calibrate
+
+    monkeypatch.setattr(calibrate, "calibration_for", lambda *a, **k: pytest.fail("calibrated first"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", "dryrun", "--max-flops", "1"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "--max-flops 1 cannot be met" in err

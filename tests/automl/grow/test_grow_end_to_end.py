@@ -188,3 +188,17 @@ def test_a_model_whose_classes_do_not_match_the_data_is_refused(in_tmp, capsys):
     assert code == 2 and "shape" in err and not (in_tmp / "studies").exists()
     code, _, err = run(capsys, "grow", "--tasks", "0-4/5")
     assert code == 2 and "--from" in err
+
+
+def test_an_existing_tree_study_and_a_missing_dataset_are_one_line_with_grows_own_options(grown, monkeypatch,
+                                                                                         capsys):
+    monkeypatch.chdir(grown)
+    model = grown / "model"
+    code, _, err = run(capsys, "grow", "--from", model, "--tasks", "0-3/4,5", "--tree-study", "tree")
+    assert code == 2 and err.count("\n") == 1 and "choose another --tree-study" in err and "--resume" not in err
+    code, _, err = run(capsys, "grow", "--from", model, "--tasks", "0-4/5", "--dataset", "cifar10",
+                       "--data-root", grown / "no-data")
+    assert code == 2 and err.count("\n") == 1 and "pass --download" in err and "download=True" not in err
+    with pytest.raises(SystemExit):  # the option the hint names exists
+        cli.main(["grow", "--help"])
+    assert "--download" in capsys.readouterr().out
