@@ -314,9 +314,14 @@ def bench_costmodel(
     from automl.evaluate.devices import pick_device
     from automl.experiments.costmodel import bench_costmodel as run, plot
     from automl.experiments.results import write_result
+    from automl.nn.calibrate import NATIVE_CANDIDATES
     from automl.nn.costmodel import check_formats
 
     names = check_formats([f.strip() for f in formats.split(",") if f.strip()])
+    never = [f for f in names if f not in NATIVE_CANDIDATES]
+    if never:  # said before minutes of calibration, not after
+        raise AutomlError(f"--formats {never[0]}: no training kernels for it anywhere, so nothing to measure "
+                          f"(`automl costmodel` predicts it); measurable: {', '.join(NATIVE_CANDIDATES)}")
     if clock not in ("wall", "cpu"):
         raise AutomlError(f"--clock {clock!r} is not wall or cpu")
 

@@ -123,3 +123,12 @@ def test_costmodel_of_a_study_trial_uses_the_studys_data_and_batch_size(capsys, 
 def test_bench_dryrun_refuses_an_unknown_clock_in_one_line(capsys):
     code, _, err = run(capsys, "bench", "dryrun", "--clock", "sundial")
     assert code == 2 and "--clock" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fmt", ["int8", "fx16"])
+def test_bench_costmodel_refuses_a_format_that_never_trains_before_calibrating(capsys, monkeypatch, fmt):
+    import automl.nn.calibrate as calibrate
+
+    monkeypatch.setattr(calibrate, "calibration_for", lambda *a, **k: pytest.fail("calibrated first"))
+    code, _, err = run(capsys, "bench", "costmodel", "--formats", f"fp32,{fmt}")
+    assert code == 2 and f"--formats {fmt}: no training kernels" in err and len(err.strip().splitlines()) == 1
