@@ -40,11 +40,11 @@ def describe(space: SearchSpace, genome_text: str | None = None, in_shape: tuple
     if genome_text is not None:
         if num_classes < 1:
             raise AutomlError(f"--classes must be at least 1, got {num_classes}")
-        from automl.nn.flops import count_flops, count_params
+        from automl.nn.flops import model_cost
 
         genome = read_genome(space, genome_text)
-        model = space.build(genome, in_shape, num_classes)
-        flops = count_flops(model, in_shape)
+        # counted on the meta device: any input size costs no memory (and big ones no minutes)
+        flops, params = model_cost(lambda: space.build(genome, in_shape, num_classes), in_shape)
         result["genome"] = {"string": space.format(genome), "input": list(in_shape), "classes": num_classes,
-                            "flops": flops, "mflops": flops / 1e6, "params": count_params(model)}
+                            "flops": flops, "mflops": flops / 1e6, "params": params}
     return result

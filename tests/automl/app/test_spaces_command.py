@@ -48,3 +48,14 @@ def test_show_prints_a_table_and_the_list_still_works(capsys):
 def test_mistakes_are_one_line_and_exit_2(capsys, args, message):
     code, _, err = run(capsys, "spaces", "show", *args)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_any_input_size_is_counted_without_memory(capsys):
+    """Counted on the meta device: a 100000x100000 input (40 GB as real zeros) is just numbers."""
+    from tests.conftest import SMALLEST_MOBILE
+
+    code, out, _ = run(capsys, "spaces", "show", "mobile", "--genome", SMALLEST_MOBILE,
+                       "--input", "1,100000,100000", "--json")
+    small = json.loads(run(capsys, "spaces", "show", "mobile", "--genome", SMALLEST_MOBILE, "--json")[1])["genome"]
+    genome = json.loads(out)["genome"]
+    assert code == 0 and genome["flops"] > 10**6 * small["flops"] and genome["params"] == small["params"]
