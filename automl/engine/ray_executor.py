@@ -62,7 +62,7 @@ class RayExecutor(Executor):
 
     def connect(self) -> None:
         """Start the local instance or join the cluster, and check it holds one trial."""
-        if self.fits is not None and self._ray is not None and self._ray.is_initialized():
+        if self.fits is not None and self._ray.is_initialized():  # connected already (fits is set last)
             return
         ray = self._ray = require_ray()
         if not ray.is_initialized():

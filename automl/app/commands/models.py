@@ -33,13 +33,12 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="Print the model cards as JSON only."),
 ) -> None:
     """Export Pareto-optimal models: safetensors + model card (with test accuracy), ONNX, torch.export."""
+    from automl.app.paths import check_writable_folder
     from automl.evaluate.devices import pick_device
     from automl.evaluate.distributed import torchrun_launch
     from automl.reporting.export import ExportProgress, RichExportProgress, export_study, parse_formats
     from automl.reporting.studies import resolve_study
     from automl.store.study import StudyStore
-
-    from automl.app.paths import check_writable_folder
 
     formats = parse_formats(fmt)
     pick_device(device)  # a misspelt or absent GPU is refused before anything is written
