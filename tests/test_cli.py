@@ -56,8 +56,12 @@ def test_spaces_lists_mobile(capsys):
 
 
 def test_accelerators_list_is_valid_json(capsys):
+    import accelerators
+
     code, out, _ = run(capsys, "accelerators", "--json")
-    assert code == 0 and isinstance(json.loads(out), list)
+    rows = json.loads(out)
+    assert code == 0 and sorted(row["name"] for row in rows) == sorted(accelerators.names())
+    assert all(row["kind"] and row["summary"] for row in rows)
 
 
 BAD_INPUT = [

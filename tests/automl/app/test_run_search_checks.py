@@ -29,9 +29,10 @@ def test_the_smallest_genome_is_what_decides():
         def format(self, genome):
             return genome
 
-    check_reachable(Space(), lambda genome: (100.0, 10.0), 100.0, 10.0)  # exactly at the limits: fine
+    cost = lambda genome: {"small": (100.0, 10.0)}.get(genome, (1e12, 1e12))  # noqa: E731 - others are huge
+    check_reachable(Space(), cost, 100.0, 10.0)  # exactly at the limits: fine
     with pytest.raises(AutomlError, match="--max-params 9 cannot be met"):
-        check_reachable(Space(), lambda genome: (100.0, 10.0), None, 9.0)
+        check_reachable(Space(), cost, None, 9.0)
 
 
 def test_dvolver_recipe_fixes_population_and_preselect():
@@ -42,11 +43,6 @@ def test_dvolver_recipe_fixes_population_and_preselect():
         merge({}, {"recipe": "dvolver", "population": 8})
     with pytest.raises(AutomlError, match="unknown recipe"):
         merge({}, {"recipe": "nope"})
-
-
-def test_negative_seed_is_refused():
-    with pytest.raises(AutomlError, match="--seed must be between 0 and"):
-        merge({}, {"seed": -1})
 
 
 def test_the_recipe_is_fixed_on_resume():

@@ -110,6 +110,9 @@ def test_cifar100_python_batches(tmp_path, no_md5):
     (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": [f"c{i}" for i in range(100)]}))
     data = load_dataset("cifar100", tmp_path)
     assert data.num_classes == 100 and data.input_shape == (3, 32, 32)
+    assert data.class_names == [f"c{i}" for i in range(100)]
+    assert len(data.train) + len(data.val) == 200 and len(data.test) == 100
+    assert sorted(int(y) for y in data.test.y) == list(range(100))  # the fine labels were read
 
 
 def test_svhn_mat_files(tmp_path, no_md5):

@@ -75,6 +75,8 @@ def test_bench_search_takes_an_evaluation_budget_and_accelerators(monkeypatch, c
     with pytest.raises(SystemExit):
         cli.main(["bench", "search", "--evaluations", "7", "--accelerate", "subset:fraction=0.7"])
     assert seen["evaluations"] == 7 and seen["time_budget"] is None and seen["accelerate"] == "subset:fraction=0.7"
+    said = " ".join(capsys.readouterr().err.split())  # what it will do is said before the first run
+    assert "10 runs of 7 evaluations each, then its front re-trained plain" in said
     with pytest.raises(SystemExit) as exit_:
         cli.main(["bench", "search", "--accelerate", "nosuchmethod"])
     assert exit_.value.code == 2 and seen["evaluations"] == 7  # refused before anything ran

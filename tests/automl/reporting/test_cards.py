@@ -106,8 +106,10 @@ def test_an_oversized_card_is_refused_before_it_is_read(exported, monkeypatch):
     import automl.reporting.cards as cards
 
     monkeypatch.setattr(cards, "MAX_CARD_BYTES", 100)
-    with pytest.raises(ExportError, match="larger than"):
+    monkeypatch.setattr(cards.json, "loads", lambda *args: pytest.fail("the oversized card was parsed"))
+    with pytest.raises(ExportError, match="larger than") as refused:
         load_card(exported)
+    assert "\n" not in str(refused.value)
 
 
 def test_predict_refuses_a_decompression_bomb_and_damaged_images(exported, capsys, tmp_path):
@@ -178,4 +180,9 @@ def test_any_card_on_disk_loads_a_model_or_is_one_line(exported, card):
     except AutomlError as error:
         assert "\n" not in str(error)
         return
-    assert model is not None
+    import torch
+
+    stored = json.loads((exported / "card.json").read_text())
+    with torch.no_grad():
+        output = model.eval()(torch.zeros(1, *stored["input_shape"]))
+    assert output.shape == (1, len(stored["class_names"])) and torch.isfinite(output).all()

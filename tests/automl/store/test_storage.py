@@ -103,19 +103,22 @@ def test_a_missing_folder_inside_the_working_directory_is_created(in_tmp):
 
 
 def test_an_unwritable_journal_is_one_line(in_tmp):
-    with pytest.raises(StudyError, match="storage failed.*proc"):
+    with pytest.raises(StudyError, match="storage failed.*proc") as refused:
         StudyStore.create("j", "journal:////proc/automl-x.log", DEFAULT_OBJECTIVES, {})
+    assert "\n" not in str(refused.value)
 
 
 def test_a_read_only_database_is_one_line_and_keeps_the_study(in_tmp):
     _with_weights("s1")
     read_only = f"sqlite:///file:{in_tmp}/studies/s1.db?mode=ro&uri=true"
     assert len(StudyStore.open("s1", read_only).trials()) == 1  # reading works
-    with pytest.raises(StudyError, match="read-only"):
+    with pytest.raises(StudyError, match="read-only") as refused:
         StudyStore.create("s2", read_only, DEFAULT_OBJECTIVES, {})
+    assert "\n" not in str(refused.value)
     store = StudyStore.open("s1", read_only)
-    with pytest.raises(StudyError, match="read-only"), storage_errors(read_only):
+    with pytest.raises(StudyError, match="read-only") as refused, storage_errors(read_only):
         store.study.set_user_attr("x", 1)
+    assert "\n" not in str(refused.value)
     assert [t.values for t in StudyStore.open("s1").trials()] == [[0.5, 1.0]]
 
 
@@ -134,9 +137,10 @@ def test_a_damaged_database_is_one_line(in_tmp):
         store.complete(trial, {"accuracy": 0.5, "flops": 1.0 + a}, {})
     assert (in_tmp / "studies" / "s1.db").stat().st_size > 4096 * 7
     _damage(in_tmp / "studies" / "s1.db")
-    with pytest.raises(StudyError, match="damaged.*malformed"):
+    with pytest.raises(StudyError, match="damaged.*malformed") as refused:
         with storage_errors("s1"):
             StudyStore.open("s1").trials()
+    assert "\n" not in str(refused.value)
 
 
 def test_storage_fault_leaves_other_errors_alone():

@@ -5,6 +5,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from automl.core import attrs
 from automl.core.errors import StudyError
 from automl.core.genome import Genome
 from automl.core.pareto import DEFAULT_OBJECTIVES
@@ -124,7 +125,12 @@ def test_failures_of_their_own_are_not_retried(in_tmp):
     store = StudyStore.create("s1", None, DEFAULT_OBJECTIVES, {})
     trial = store.start(_genome(3), CHOICES, {"key": _genome(3).key()})
     store.fail(trial, "loss diverged", retry=False)
-    assert store.finished_by_key()[_genome(3).key()].user_attrs["fail_reason"] == "loss diverged"
+    interrupted = store.start(_genome(2), CHOICES, {"key": _genome(2).key()})
+    store.fail(interrupted, "interrupted", retry=True)
+    finished = store.finished_by_key()
+    assert finished[_genome(3).key()].user_attrs["fail_reason"] == "loss diverged"
+    assert finished[_genome(3).key()].user_attrs[attrs.RETRY] is False
+    assert _genome(2).key() not in finished  # a retryable failure is trained again on resume
 
 
 def test_pareto_lists_non_dominated_trials(in_tmp):
