@@ -118,7 +118,7 @@ def bench_search(time_budget: float | None = 600.0, seeds: int = 1, epochs: floa
     runs: dict[str, list[dict[str, Any]]] = {label(s, a): [] for s, a in variants}
     warm_up(space, data, space.decode(np.zeros(len(space.genes()), dtype=int)), min(epochs, 0.25))  # smallest genome
     # every trial records the cost model's prediction: on a machine not yet calibrated, the
-    # one-off calibration (about 90 s on a 2-core CPU) would otherwise eat the first timed run's budget
+    # one-off calibration (two to three minutes on a 2-core CPU) would otherwise eat the first timed run's budget
     calibration_for("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):

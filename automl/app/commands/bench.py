@@ -179,6 +179,14 @@ def bench_search(
     if minutes is None and evaluations is None:
         minutes = 10.0
 
+    runs = len(chosen) * seeds * (2 if accelerate else 1)
+    budget = f"{minutes:g} min" if minutes is not None else f"{evaluations} evaluations"
+    if minutes is not None and evaluations is not None:
+        budget += f" or {evaluations} evaluations"
+    rescoring = ", then its front re-trained plain under two fresh seeds" if accelerate else ""
+    err.print(f"bench search: {runs} runs of {budget} each{rescoring}, after a warm-up "
+              "(and, once per machine, the cost model's calibration); a line after each run")
+
     def tick(strategy: str, seed: int, row: dict) -> None:  # stderr: --json output stays clean
         rescored = f", re-scored {row['rescored_hypervolume']:.4f}" if "rescored_hypervolume" in row else ""
         err.print(f"{strategy} seed {seed}: {row['evaluations']} evaluations, "
