@@ -18,6 +18,8 @@ from automl.core.errors import AutomlError
 app = typer.Typer(
     help="Find the CNN architectures with the best accuracy for their cost (NSGA-II over "
          "accuracy vs FLOPs, every evaluation an Optuna trial).",
+    epilog="Typical flow: automl search -> automl pareto or automl report -> (automl train --trial N, to train longer) -> "
+           "automl export --out DIR -> automl predict DIR/trial-N IMAGE.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

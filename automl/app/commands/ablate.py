@@ -27,10 +27,11 @@ def ablate(
     png: Optional[str] = typer.Option(None, help="Write a heat-map of the pair matrix to this PNG."),
     out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
-    """Accelerators alone and combined on the same candidates and seeds: each combination's
-    measured speed-up against the product of its singles', accuracy change against their sum,
-    Kendall tau and Pareto front kept against plain training (next to the seed-noise ceiling),
-    training FLOPs saved. Refused pairs are listed with the reason."""
+    """Accelerators alone and combined on the same candidates: which combine, and how well.
+
+    Per combination: measured speed-up against the product of its singles', accuracy change
+    against their sum, Kendall tau and Pareto front kept against plain training (next to the
+    seed-noise ceiling), training FLOPs saved. Refused pairs are listed with the reason."""
     from automl.experiments.ablate import ablate as run, methods_of
     from automl.experiments.results import remember_source
 

@@ -79,14 +79,16 @@ def bench_trainer(
 def bench_engine(
     budget: int = typer.Option(150, min=10, help="Evaluations per search."),
     seeds: int = typer.Option(10, min=1, help="Seeds per strategy and problem."),
-    strategies: str = typer.Option("nsga2,nsga2-plain,dvolver,random,optuna-nsga2,optuna-tpe",
-                                   help="Comma-separated strategies to compare (nsga2-plain: without "
-                                        "surrogate pre-selection; dvolver: Dvolver's reference recipe)."),
+    strategies: str = typer.Option("nsga2,nsga2-plain,dvolver,random,optuna-nsga2,optuna-tpe", show_default=False,
+                                   help="Comma-separated, from nsga2, nsga2-plain (without surrogate "
+                                        "pre-selection), dvolver (Dvolver's reference recipe), random, "
+                                        "optuna-nsga2, optuna-tpe. (default: all six)"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
-    """Search quality at equal budget on categorical problems (no training): hypervolume
-    of nsga2 vs random search and Optuna's samplers, mean over seeds."""
+    """Search quality at equal budget on categorical problems (no training).
+
+    Hypervolume of nsga2 vs random search and Optuna's samplers, mean over seeds."""
     from automl.experiments.engine import STRATEGIES, bench_engine as run
     from automl.experiments.problems import PROBLEMS
 
@@ -124,8 +126,10 @@ def bench_warmstart(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
-    """Net2Net warm starts vs training from scratch: epochs to reach the scratch accuracy,
-    and whether warm-started accuracies rank children like scratch ones (Kendall tau)."""
+    """Net2Net warm starts vs training from scratch, on parent -> child pairs.
+
+    Epochs the inherited child needs to reach the scratch accuracy, and whether warm-started
+    accuracies rank children like scratch ones (Kendall tau)."""
     from automl.experiments.warmstart import bench_warmstart as run
 
     def tick(done: int, total: int) -> None:
@@ -149,8 +153,10 @@ def bench_warmstart(
 
 
 def bench_search(
-    minutes: Optional[float] = typer.Option(None, min=0.1, help="Wall-clock budget of each run, in minutes. "
-                                                                  "(default: 10 unless --evaluations is given)"),
+    minutes: Optional[float] = typer.Option(None, min=0.1, help="Wall-clock budget of each run, in minutes; "
+                                                                  "runs = strategies x seeds (x 2 with --accelerate), "
+                                                                  "so 50 minutes by default. (default: 10 unless "
+                                                                  "--evaluations is given)"),
     evaluations: Optional[int] = typer.Option(None, min=1, help="Evaluations per run (with --minutes: whichever "
                                                                 "comes first). A budget that does not depend on "
                                                                 "the machine's speed."),
@@ -158,16 +164,19 @@ def bench_search(
     epochs: float = typer.Option(1.0, min=0.1, help="Epochs per candidate trained from scratch."),
     max_flops: str = typer.Option("10M", help="Architectures up to this many FLOPs (keeps candidates quick)."),
     strategies: str = typer.Option(",".join(["nsga2-warm", "nsga2", "random", "optuna-nsga2", "optuna-tpe"]),
-                                   help="Comma-separated strategies."),
+                                   show_default=False,
+                                   help="Comma-separated, from nsga2-warm (nsga2 with Net2Net warm starts), "
+                                        "nsga2, random, optuna-nsga2, optuna-tpe. (default: all five)"),
     accelerate: Optional[str] = typer.Option(None, help="Also run every strategy with these accelerators under the "
                                                         "same budget; both runs' final fronts are re-scored by "
                                                         "training their members plain for --epochs."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
-    """Strategies on the same budget: final hypervolume and time to reach random search's
-    final hypervolume (nsga2-warm = nsga2 with Net2Net warm starts); with --accelerate, plain
-    against accelerated, fronts re-scored by plain training."""
+    """Search strategies on the same budget; with --accelerate, plain against accelerated.
+
+    Final hypervolume and time to reach random search's final hypervolume (nsga2-warm = nsga2
+    with Net2Net warm starts); with --accelerate, both runs' fronts re-scored by plain training."""
     import accelerators
     from automl.experiments.search import SEARCH_STRATEGIES, bench_search as run
 
@@ -233,10 +242,11 @@ def bench_accelerators(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
-    """Each accelerator alone vs none, same candidates and seeds: training-seconds ratio per
-    candidate (one-off costs included), accuracy change, theoretical FLOPs saved, and how well
-    the candidates' ranking is kept (Kendall tau, share of the Pareto front) against plain
-    training, both averaged over seeds - next to what seed noise alone keeps."""
+    """Each accelerator alone vs plain training on the same candidates: speed, accuracy, ranking.
+
+    Training-seconds ratio per candidate (one-off costs included), accuracy change, theoretical
+    FLOPs saved, and how well the candidates' ranking is kept (Kendall tau, share of the Pareto
+    front) against plain training, both averaged over seeds - next to what seed noise alone keeps."""
     from automl.experiments import combos
     from automl.experiments.accelerators import bench_accelerators as run
 
@@ -285,9 +295,10 @@ def bench_prunetrain(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
-    """The same architecture trained --epochs plain and with PruneTrain in one process: training
-    FLOPs per epoch (falling as channels are removed), total seconds of both and their ratio,
-    accuracy of both, channels kept."""
+    """One architecture trained plain and with PruneTrain: FLOPs per epoch, seconds, accuracy.
+
+    Both train --epochs in one process: training FLOPs per epoch (falling as channels are
+    removed), total seconds of both and their ratio, accuracy of both, channels kept."""
     from automl.experiments.prunetrain import BENCH_GENOME, bench_prunetrain as run
 
     def tick(which: str, done: int, total: int) -> None:  # stderr: --json output stays clean

@@ -28,8 +28,10 @@ def bench_dryrun(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
-    """`automl search --dry-run`'s predicted wall-clock against the same search run right after
-    (mobile on the embedded data, a temporary study): ratio, and the parts compared."""
+    """`automl search --dry-run`'s prediction against the same search run right after.
+
+    Mobile on the embedded data, a temporary study: predicted and measured wall-clock, their
+    ratio, and the parts compared."""
     import tempfile
     from dataclasses import replace
 

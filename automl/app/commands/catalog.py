@@ -64,8 +64,10 @@ def show_space(
 
 
 def list_accelerators(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List the registered accelerators: kind, what they do, options, paper, and what they last
-    measured on this kind of device (from the results committed under docs/benchmarks/)."""
+    """List the accelerators usable with --accelerate, and what they last measured.
+
+    Kind, what they do, options, paper, and what they last measured on this kind of device
+    (from the results committed under docs/benchmarks/)."""
     import accelerators
     from automl.experiments.measured import describe, last_measured
 

@@ -151,24 +151,29 @@ def _plot_costs(costs: dict, steps: int, path: Path) -> Path:
 
 def costmodel(
     space: str = typer.Option("mobile", help="Search space of --genome."),
-    genome: Optional[str] = typer.Option(None, help="Genome string to cost."),
+    genome: Optional[str] = typer.Option(None, help="Genome string to cost (from `automl pareto` or `automl "
+                                         "spaces show`); this or --study."),
     study: Optional[str] = typer.Option(None, help="Cost a trial of this study instead (its data and batch size)."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
     trial: Optional[int] = typer.Option(None, help="Trial number. (default: the most accurate of the Pareto front)"),
     formats: str = typer.Option("fp32,bf16,fp16,int8,fx16", help="Comma-separated number formats."),
     device: str = typer.Option("cpu", help="auto, cpu or cuda[:N]: whose calibration to use."),
-    calibrate: bool = typer.Option(False, "--calibrate", help="Run the machine's micro-benchmarks again and cache them."),
-    input_shape: str = typer.Option("1x28x28", help="Input shape of --genome's model (C x H x W)."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Run the machine's micro-benchmarks again (a few "
+                                   "minutes) and cache them; without --genome or --study it only calibrates."),
+    input_shape: str = typer.Option("1x28x28", "--input-shape", "--input",
+                                   help="Input shape of --genome's model: CxHxW or C,H,W."),
     classes: int = typer.Option(10, min=2, help="Classes of --genome's model."),
     batch_size: int = typer.Option(64, min=1, help="Batch size of --genome's training."),
-    epochs: float = typer.Option(1.0, min=0.01, help="Epochs (the prediction is per epoch x this)."),
+    epochs: float = typer.Option(1.0, min=0.01, help="Epochs to predict: the total is the per-epoch seconds x this."),
     train_samples: int = typer.Option(DEFAULT_TRAIN_SAMPLES, min=1, help="Training images per epoch."),
     depth: int = typer.Option(3, min=1, help="Group layers by this many name components in the table."),
     png: Optional[Path] = typer.Option(None, help="Plot predicted seconds per epoch by kind and format here."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Predicted seconds of one training epoch per number format: a per-layer roofline model
-    (FLOPs by kind and bytes moved, over the calibrated throughput and bandwidth)."""
+    """Predicted seconds of one training epoch per number format, for a genome or a study's trial.
+
+    A per-layer roofline model: FLOPs by kind and bytes moved, over the throughput and
+    bandwidth calibrated on this machine."""
     from dataclasses import asdict
 
     from automl.evaluate.devices import pick_device
@@ -221,7 +226,7 @@ def parse_bandwidth(text: str) -> float:
 
 def placement(
     space: str = typer.Option("mobile", help="Search space of --genome."),
-    genome: Optional[str] = typer.Option(None, help="Genome string to place."),
+    genome: Optional[str] = typer.Option(None, help="Genome string to place; this or --study."),
     study: Optional[str] = typer.Option(None, help="Place a trial of this study instead."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
     trial: Optional[int] = typer.Option(None, help="Trial number. (default: the most accurate of the Pareto front)"),
@@ -229,14 +234,17 @@ def placement(
     bandwidth: str = typer.Option("10Gbit", help="Link bandwidth per worker (and of the server): 10Gbit, 1.25GB, "
                                                  "or bytes/s."),
     batch_size: int = typer.Option(64, min=1, help="Batch size per worker."),
-    input_shape: str = typer.Option("1x28x28", help="Input shape of --genome's model (C x H x W)."),
+    input_shape: str = typer.Option("1x28x28", "--input-shape", "--input",
+                                   help="Input shape of --genome's model: CxHxW or C,H,W."),
     classes: int = typer.Option(10, min=2, help="Classes of --genome's model."),
     device: str = typer.Option("cpu", help="Whose calibration gives the compute time per step."),
     check: bool = typer.Option(False, "--check", help="Also count the bytes DistributedDataParallel all-reduces "
                                                       "per step (comm hook, --workers gloo processes here)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Per layer parameters, FLOPs and activation bytes; bytes moved per step and step time for
+    """Where layers go in data-parallel training: bytes moved and step time per placement.
+
+    Per layer parameters, FLOPs and activation bytes; bytes moved per step and step time for
     ring all-reduce, a parameter server, and Park et al.'s resource-aware placement."""
     from dataclasses import asdict
 
@@ -308,8 +316,9 @@ def bench_costmodel(
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the result (with provenance) as JSON here."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """The cost model's predicted training seconds against the trainer's measured ones:
-    median and worst absolute error per number format."""
+    """The cost model's predicted training seconds against the trainer's measured ones.
+
+    Median and worst absolute error per number format."""
     from automl.app.config import parse_amount
     from automl.evaluate.devices import pick_device
     from automl.experiments.costmodel import bench_costmodel as run, plot

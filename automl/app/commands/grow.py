@@ -12,7 +12,8 @@ import typer
 from automl.app.commands.console import err, out, verdict
 from automl.core.errors import AutomlError
 
-ALPHA1_HELP = "Join the most likely output when its likelihood leads the second by more than this."
+ALPHA1_HELP = ("Tree-CNN's routing threshold: a new class joins the root output whose mean softmax over "
+               "the class's images leads the second by more than this.")
 WARM_START_HELP = ("What a new branch's candidates inherit their weights from (Net2Net): 'root' or the "
                    "largest 'sibling' branch.")
 ALPHA2_HELP = "Else merge (or join) the two most likely outputs when the second leads the third by more."
@@ -58,7 +59,8 @@ def grow(
     from_dir: Optional[Path] = typer.Option(None, "--from", help="An exported model folder (OUT/trial-N)."),
     study: Optional[str] = typer.Option(None, help="Or a search's study (with --trial)."),
     trial: Optional[int] = typer.Option(None, help="The trial of --study whose model is the root."),
-    storage: Optional[str] = typer.Option(None, help="Storage of --study and of the new tree's study."),
+    storage: Optional[str] = typer.Option(None, help="Storage of --study and of the new tree's study. "
+                                          "(default: sqlite:///studies/STUDY.db)"),
     dataset: str = typer.Option("mnist5k", help="Dataset whose classes arrive in --tasks."),
     data_root: str = typer.Option("data", help="Folder of torchvision datasets."),
     download: bool = typer.Option(False, "--download", help="Download a torchvision dataset if missing."),
@@ -68,10 +70,10 @@ def grow(
     alpha1: float = typer.Option(0.1, help=ALPHA1_HELP),
     alpha2: float = typer.Option(0.1, help=ALPHA2_HELP),
     max_children: int = typer.Option(5, help="Most classes under one branch."),
-    root_epochs: float = typer.Option(2.0, help="Training of the root on task 1 when the model was not "
-                                      "trained on exactly those classes."),
-    epochs: float = typer.Option(1.0, help="Fine-tuning of a branch that receives classes."),
-    head_epochs: float = typer.Option(3.0, help="Training of the root's output layer after each task."),
+    root_epochs: float = typer.Option(2.0, help="Epochs to train the root on task 1 (only when the "
+                                      "model was not trained on exactly those classes)."),
+    epochs: float = typer.Option(1.0, help="Epochs to fine-tune each branch that receives classes."),
+    head_epochs: float = typer.Option(3.0, help="Epochs to retrain the root's output layer after each task."),
     leaf_budget: int = typer.Option(4, help="Candidates of each new branch's architecture search."),
     leaf_epochs: float = typer.Option(2.0, help="Epochs of a search candidate (warm-started ones: half)."),
     leaf_max_flops: Optional[str] = typer.Option(None, help="FLOPs limit of a new branch (its candidates are "

@@ -15,11 +15,13 @@ def export(
     study: Optional[str] = typer.Option(None, help=STUDY_HELP),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
     out_dir: Path = typer.Option(..., "--out", help="Folder to export into (one trial-N sub-folder per model)."),
-    trial: Optional[list[int]] = typer.Option(None, help="Trial(s) to export. (default: the Pareto front)"),
+    trial: Optional[list[int]] = typer.Option(None, help="Trial number to export; repeat for several "
+                                               "(--trial 3 --trial 7). (default: the Pareto front)"),
     fmt: str = typer.Option("safetensors,onnx,pt2", "--format",
                             help="Comma-separated: safetensors, onnx, pt2 (safetensors and card.json always)."),
     retrain_epochs: Optional[float] = typer.Option(None, help="Retrain each architecture from scratch on "
-                                                   "train + validation for this many epochs first."),
+                                                   "train + validation for this many epochs first. (default: "
+                                                   "export the weights the search trained)"),
     accelerate: str = typer.Option("", help="With --retrain-epochs: accelerators the retraining runs with, as for "
                                    "search (e.g. 'prunetrain' for long runs: the model it narrows is exported "
                                    "with its channel widths). Methods that read the validation split while "
@@ -32,7 +34,9 @@ def export(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the model cards as JSON only."),
 ) -> None:
-    """Export Pareto-optimal models: safetensors + model card (with test accuracy), ONNX, torch.export."""
+    """Export the Pareto front (or --trial) to OUT/trial-N: safetensors + card, ONNX, torch.export.
+
+    The card holds the test accuracy; `automl predict OUT/trial-N IMAGE` and `automl.load_model` use it."""
     from automl.app.paths import check_writable_folder
     from automl.evaluate.devices import pick_device
     from automl.evaluate.distributed import torchrun_launch

@@ -18,7 +18,7 @@ NPROC_HELP = ("Processes to train on with DistributedDataParallel (gloo on CPUs,
 def train(
     study: Optional[str] = typer.Option(None, help=STUDY_HELP),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
-    trial: int = typer.Option(..., help="Number of the trial whose architecture to train."),
+    trial: int = typer.Option(..., help="Number of the trial whose architecture to train (numbers: `automl pareto`)."),
     epochs: float = typer.Option(..., help="Epochs to train it for, from scratch, with the study's recipe "
                                  "(may be fractional)."),
     accelerate: str = typer.Option("", help="Accelerators for this training, e.g. prunetrain "
@@ -29,8 +29,10 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; print the new trial only."),
     as_json: bool = typer.Option(False, "--json", help="Print the new trial as JSON (progress on stderr)."),
 ) -> None:
-    """Train a trial's architecture for longer (from scratch) and store it as a new trial of
-    the study (user attribute trained_from), so pareto, report and export see it."""
+    """Retrain one trial's architecture for longer and store it as a new trial of the study.
+
+    Trained from scratch; the new trial names its source (user attribute trained_from), so
+    pareto, report and export see it (e.g. `automl export --trial N`)."""
     import accelerators
     from automl.app.progress import choose_progress
     from automl.evaluate.distributed import check_ddp_safe, torchrun_launch

@@ -34,9 +34,11 @@ def bench_scale(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out_file: Optional[str] = typer.Option(None, "--out", help=OUT_HELP),
 ) -> None:
-    """Scale: engine and storage overhead per trial (SQLite, journal, PostgreSQL) with a sleeping
-    evaluator, parallel efficiency of --workers 1, 2, 4, 8 against the ideal, and DDP (gloo)
-    against one process: same weights after the same steps, samples/s."""
+    """Engine and storage overhead per trial, parallel efficiency of --workers, and DDP.
+
+    Overhead per trial with a sleeping evaluator (SQLite, journal, PostgreSQL), parallel
+    efficiency of --workers 1, 2, 4, 8 against the ideal, and DDP (gloo) against one process:
+    same weights after the same steps, samples/s."""
     import os
 
     from automl.experiments.scale import PARTS, bench_scale as run

@@ -28,7 +28,8 @@ def search(
     population: Optional[int] = typer.Option(None, help=f"NSGA-II population size. (default: {D.population})"),
     generations: Optional[int] = typer.Option(None, help="Generations (budget = population x generations). "
                                               f"(default: {D.DEFAULT_GENERATIONS})"),
-    budget: Optional[int] = typer.Option(None, help="Number of evaluations (instead of --generations)."),
+    budget: Optional[int] = typer.Option(None, help="Number of evaluations (instead of --generations). "
+                                      "(default: population x generations)"),
     epochs: Optional[float] = typer.Option(None, help=f"Training epochs per candidate (may be fractional). "
                                            f"(default: {D.epochs:g})"),
     warm_epochs: Optional[float] = typer.Option(None, help="Epochs of a child warm-started from its trained "
@@ -40,24 +41,28 @@ def search(
     seed: Optional[int] = typer.Option(None, help=f"Seed: same seed, same genomes. (default: {D.seed})"),
     strategy: Optional[str] = typer.Option(None, help="nsga2, random, optuna-nsga2 or optuna-tpe. "
                                            f"(default: {D.strategy})"),
-    recipe: Optional[str] = typer.Option(None, help="nsga2 (ours, Dvolver-inspired) or dvolver (Dvolver's "
-                                         "reference recipe: population 32, no surrogate). "
+    recipe: Optional[str] = typer.Option(None, help="With --strategy nsga2 only: nsga2 (ours, Dvolver-inspired) or "
+                                         "dvolver (Dvolver's reference recipe; fixes --population 32 and "
+                                         "--preselect 1). "
                                          f"(default: {D.recipe})"),
-    resume: Optional[bool] = typer.Option(None, "--resume", help="Continue --study after a crash or Ctrl-C; "
-                                          "completed trials are reused, never retrained."),
-    preselect: Optional[int] = typer.Option(None, help="nsga2 proposes this many children per child it "
-                                            "trains and a surrogate picks; 1 = no surrogate. "
+    resume: Optional[bool] = typer.Option(None, "--resume", help="Continue the study named by --study (needed) after "
+                                          "a crash or Ctrl-C, with its stored settings; completed trials are "
+                                          "reused, never retrained."),
+    preselect: Optional[int] = typer.Option(None, help="nsga2 only: propose this many children per child "
+                                            "trained; a cheap accuracy predictor (surrogate) picks the one to "
+                                            "train. 1 = off. "
                                             f"(default: {D.preselect})"),
     max_flops: Optional[str] = typer.Option(None, help="Only architectures up to this many forward FLOPs "
-                                            "(e.g. 20M)."),
+                                            "(e.g. 20M). (default: no limit)"),
     max_params: Optional[str] = typer.Option(None, help="Only architectures up to this many parameters "
-                                             "(e.g. 500k)."),
+                                             "(e.g. 500k). (default: no limit)"),
     accelerate: Optional[str] = typer.Option(None, help="Accelerators, e.g. fx16,sparsegrad:sparsity=0.9 "
                                              "(see `automl accelerators`)."),
     device: Optional[str] = typer.Option(None, help=f"auto, cpu or cuda[:N]. (default: {D.device})"),
     workers: Optional[int] = typer.Option(None, help="Train this many candidates at once, each a Ray task on a "
                                           "local Ray instance started and stopped by the search (needs Ray, "
-                                          "the ray extra). With --ray: at most this many at once on the cluster."),
+                                          "the ray extra). With --ray: at most this many at once on the cluster. "
+                                          "(default: one candidate at a time, in this process)"),
     ray: Optional[str] = typer.Option(None, "--ray", help="Send candidates to this Ray cluster: auto (the "
                                       "cluster this machine belongs to) or an address ray.init takes "
                                       "(ray://HOST:10001). Workers need automl installed and --artifacts on a "
@@ -73,7 +78,9 @@ def search(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the predicted wall-clock of the search "
                                  "(cost model) and exit; nothing trains, nothing is stored."),
 ) -> None:
-    """Evolve architectures to the Pareto front of validation accuracy vs forward FLOPs."""
+    """Evolve architectures to the Pareto front of validation accuracy vs forward FLOPs.
+
+    Then: `automl pareto` or `automl report` to look, `automl export` to ship (see `automl --help`)."""
     flags = dict(space=space, dataset=dataset, data_root=data_root, download=download, study=study,
                  storage=storage, artifacts=artifacts, population=population, generations=generations, budget=budget,
                  epochs=epochs, warm_epochs=warm_epochs,

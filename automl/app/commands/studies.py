@@ -38,11 +38,12 @@ def pareto(
 def lineage(
     study: Optional[str] = typer.Option(None, help=STUDY_HELP),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
-    trial: Optional[list[int]] = typer.Option(None, help="Trial(s) whose ancestry to show. (default: the Pareto front)"),
+    trial: Optional[list[int]] = typer.Option(None, help="Trial whose ancestry to show; repeat for "
+                                               "several. (default: the Pareto front)"),
     png: Optional[Path] = typer.Option(None, help="Also draw the ancestry graph to this PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print the graph as JSON (nodes and edges)."),
 ) -> None:
-    """The ancestry of a trial or of the whole Pareto front: warm starts and crossover parents."""
+    """The ancestry of a trial or of the Pareto front (warm starts, crossover parents); a grow study's tree."""
     from automl.reporting.lineage import ancestry, lineage_graph, plot_lineage, tree
     from automl.reporting.studies import resolve_study
     from automl.store.study import StudyStore
@@ -81,9 +82,11 @@ def lineage(
 def dashboard(
     study: Optional[str] = typer.Option(None, help=STUDY_HELP),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL. (default: sqlite:///studies/STUDY.db)"),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on; any but this machine's needs --allow-remote."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; anything but 127.0.0.1 or "
+                                       "localhost also needs --allow-remote."),
     port: int = typer.Option(8080, help="Port to listen on (0: any free port)."),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Serve to the network (no login!), read-only."),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Permit a --host other than this machine's (no "
+                                      "login!); served that way it is read-only unless --allow-writes."),
     allow_writes: bool = typer.Option(False, "--allow-writes", help="With --allow-remote: let anyone who reaches "
                                       "it change or delete the study and its weights."),
 ) -> None:
@@ -110,8 +113,9 @@ def report(
     fmt: str = typer.Option("html", "--format", help="html (one self-contained page) or md (Markdown + PNGs)."),
     as_json: bool = typer.Option(False, "--json", help="Also print the report's facts as JSON."),
 ) -> None:
-    """Write a study's report: Pareto front, hypervolume by generation, the Pareto models,
-    accelerators and warm starts."""
+    """Write a study's report, a page to read and share.
+
+    Pareto front, hypervolume by generation, the Pareto models, accelerators and warm starts."""
     from automl.reporting.report import FORMATS, report_facts, write_report
     from automl.reporting.studies import resolve_study
     from automl.store.study import StudyStore
