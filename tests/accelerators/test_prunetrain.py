@@ -187,7 +187,7 @@ def test_lambda_makes_the_penalty_the_ratio_of_the_first_loss_and_it_is_in_the_l
     accelerator.apply(Event.LOSS, state)
     penalty = accelerator.lam * float(group_lasso(accelerator.layers).detach())
     assert math.isclose(penalty / (penalty + 2.3), 0.2, rel_tol=1e-5)
-    assert float(state.loss) == pytest.approx(2.3 + penalty, rel=1e-6)  # a loss term, trained by SGD
+    assert float(state.loss.detach()) == pytest.approx(2.3 + penalty, rel=1e-6)  # a loss term, trained by SGD
     lam = accelerator.lam
     state.loss = torch.tensor(0.5)
     accelerator.apply(Event.LOSS, state)
