@@ -54,6 +54,19 @@ def last_measured(device: str = "cpu", folder: Path = RESULTS) -> dict[str, dict
     return figures
 
 
+def for_method(figures: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The method's own newest figures: measured under its bare name, else under one of its
+    option settings alone (``subset:fraction=0.7``, not a pair), labelled with those options."""
+    if name in figures:
+        return figures[name]
+    settings = [(row["date"], entry) for entry, row in figures.items()
+                if entry.startswith(name + ":") and "+" not in entry]
+    if not settings:
+        return None
+    entry = max(settings)[1]
+    return {**figures[entry], "options": entry.split(":", 1)[1]}
+
+
 def describe(figures: dict[str, Any] | None) -> str:
     """One short cell: '1.37x, -14.3 pt, tau 0.73 (ceiling 0.77)' or 'not measured'."""
     if not figures:
@@ -64,4 +77,5 @@ def describe(figures: dict[str, Any] | None) -> str:
     if isinstance(figures.get("kendall_tau"), (int, float)):
         ceiling = figures.get("ceiling_tau")
         parts.append(f"tau {figures['kendall_tau']:.2f}" + (f" (ceiling {ceiling:.2f})" if ceiling is not None else ""))
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    return f"{text} at {figures['options']}" if figures.get("options") else text

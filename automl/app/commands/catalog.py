@@ -69,13 +69,13 @@ def list_accelerators(as_json: bool = typer.Option(False, "--json", help="Print 
     Kind, what they do, options, paper, and what they last measured on this kind of device
     (from the results committed under docs/benchmarks/)."""
     import accelerators
-    from automl.experiments.measured import describe, last_measured
+    from automl.experiments.measured import describe, for_method, last_measured
 
     measured = last_measured(_device_kind())
     rows = [{"name": a.name, "kind": a.kind, "summary": a.summary, "paper": a.paper,
              "options": {k: o.default for k, o in a.options.items()}, "order": a.order,
              "conflicts": sorted(a.conflicts), "ddp_safe": getattr(a, "ddp_safe", None),
-             "last_measured": measured.get(a.name)} for a in accelerators.registry]
+             "last_measured": for_method(measured, a.name)} for a in accelerators.registry]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
