@@ -13,16 +13,20 @@ What it does:
 - rungs at ``first`` x eta^i of the candidate's step budget (below 1): with the defaults
   (first 0.33, eta 3) one rung, a third of the way; a warm-started child's budget is its
   shorter warm budget, so its rungs come at the same fractions of its own training;
-- at a rung (BATCH event) it measures validation accuracy (BatchNorm statistics re-estimated
-  on 512 training images first - at a third of an epoch the running averages still describe
-  the untrained network and every candidate reads as chance; the measurement runs on the
-  training clock - it is the method's own cost), records
+- at a rung (AFTER_STEP event, once the rung's steps are done) it measures validation
+  accuracy (BatchNorm statistics re-estimated on 512 training images first - at a third of an
+  epoch the running averages still describe the untrained network and every candidate reads as
+  chance; the measurement runs on the training clock - it is the method's own cost), records
   (accuracy, FLOPs) on the board, and, once at least ``min_peers`` other candidates reached
   the rung, stops training unless the candidate ranks in the top ceil(n / eta);
-- a stopped candidate is finished normally (BN recalibration, validation accuracy), so its
-  partial accuracy is a real measurement; ``report()["pruned"]`` makes the evaluator store it
-  as a PRUNED Optuna trial that keeps its partial values (user attr ``partial_values``); the
-  engine uses them for selection, the Pareto front excludes it, the plots mark it.
+- a stopped candidate's partial accuracy is that rung measurement: the trainer keeps it
+  (``TrainState.stop_accuracy``) instead of measuring the same model again, unless another
+  method acts after the stop (at EPOCH_END, FIT_END or around the evaluation) - then the
+  trainer finishes it normally (BN re-estimated on the configured images, validation accuracy).
+  Either way it is a real measurement of the model stored. ``report()["pruned"]`` makes the
+  evaluator store it as a PRUNED Optuna trial that keeps its partial values (user attr
+  ``partial_values``); the engine uses them for selection, the Pareto front excludes it, the
+  plots mark it.
 
 The board: inside a search, the study itself (rung records are user attrs of the trials, so
 several workers sharing a study see each other's); without a study (``automl.training.train``
@@ -119,7 +123,7 @@ class EarlyStop(Accelerator):
     export_safe = False
     export_note = ("it decides on validation accuracy, and a retraining for export holds out the test split "
                    "as its validation split: the exported model's test accuracy would have chosen its training")
-    events = frozenset({Event.INIT, Event.BATCH})
+    events = frozenset({Event.INIT, Event.AFTER_STEP})
     options = {
         "eta": Option(3, "keep the best 1/eta at each rung", lambda v: v >= 2, ">= 2"),
         "first": Option(0.33, "first rung, as a fraction of the step budget", lambda v: 0.0 < v < 1.0,
@@ -152,8 +156,8 @@ class EarlyStop(Accelerator):
                 if 0 < step < self.steps_budget:
                     self.rungs[step] = f"{fraction:.3f}"
                 fraction *= self.values["eta"]
-        elif event is Event.BATCH:
-            self.steps_done = state.step + 1
+        elif event is Event.AFTER_STEP:
+            self.steps_done = state.step
             rung = self.rungs.get(state.step)
             if rung is None:
                 return
@@ -163,8 +167,9 @@ class EarlyStop(Accelerator):
             self.measured[rung] = accuracy
             if len(peers) >= self.values["min_peers"] and not survives((accuracy, self.flops), peers,
                                                                        self.values["eta"]):
-                state.stop = True  # the trainer finishes this step, then ends training
-                self.stopped_at = (state.step + 1) / state.steps_per_epoch
+                state.stop = True  # the trainer ends training after this step
+                state.stop_accuracy = accuracy
+                self.stopped_at = state.step / state.steps_per_epoch
 
     def state_dict(self) -> dict[str, Any]:
         return {"measured": dict(self.measured), "stopped_at": self.stopped_at, "steps_done": self.steps_done}

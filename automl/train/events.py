@@ -26,7 +26,7 @@ The trainer's loop, with the event fired at each point::
                                       state.batch_size / state.lr_scale may change: the
                                       next epoch trains at that mini-batch and learning rate
         FIT_END                       after the last epoch: undo what only training needs
-        BatchNorm recalibrated; the training clock stops
+        BatchNorm recalibrated (not when a stop's measurement is kept); the training clock stops
         EVAL_START                    the validation pass, off the clock
         EVAL_END                      state.accuracy is known
     finally:
@@ -40,7 +40,9 @@ An accelerator that reshapes the model (at BATCH or EPOCH_END) sets ``state.mode
 the trainer then builds a new optimizer for the new parameters (carrying over the schedule
 position) and loads into it the per-parameter state the accelerator left in
 ``state.optimizer_state`` (e.g. momentum buffers sliced like the weights). One that wants
-training to stop early sets ``state.stop``; one that must drop an update (an fp16 overflow)
+training to stop early sets ``state.stop`` - with ``state.stop_accuracy`` too if it has just
+measured the model it stops, which the trainer then keeps as the final accuracy when no hook
+listens after the stop (EPOCH_END to EVAL_END); one that must drop an update (an fp16 overflow)
 sets ``state.skip_step`` at BEFORE_STEP.
 
 The mini-batch may change between epochs (PruneTrain enlarges it as the model shrinks): an
@@ -111,6 +113,7 @@ class TrainState:
     optimizer_state: dict[Tensor, dict[str, Any]] = field(default_factory=dict)  # for a rebuilt optimizer
     skip_step: bool = False  # set at BEFORE_STEP to skip this optimizer step (e.g. fp16 overflow)
     stop: bool = False
+    stop_accuracy: float | None = None  # validation accuracy a hook measured on the model it stopped (see loop)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: Any = None  # automl.data.Split the batches come from (replaceable at SETUP)
     val: Any = None  # automl.data.Split the final accuracy is measured on (replaceable at SETUP)
@@ -143,6 +146,12 @@ class Dispatcher:
     def __init__(self, hooks: Sequence[Any], state: TrainState) -> None:
         self.hooks = tuple(hooks)
         self.state = state
+
+    def listening(self, events: Sequence[Event]) -> list[Any]:
+        """The hooks subscribed to any of ``events`` (a hook that does not declare its events
+        counts as subscribed to all)."""
+        return [hook for hook in self.hooks
+                if getattr(hook, "events", None) is None or not hook.events.isdisjoint(events)]
 
     def __call__(self, event: Event) -> None:
         for hook in self.hooks:

@@ -42,6 +42,7 @@ def test_the_stopped_candidate_reports_its_partial_training(small_mnist, tiny_mo
     assert result.epochs == pytest.approx(report["stopped_at_epoch"])
     assert report["steps_skipped"] > 0 and report["training_flops_saved"] > 0
     assert 0 <= report["rung_accuracy"]["0.330"] <= 1
+    assert result.accuracy == report["rung_accuracy"]["0.330"]  # the rung measured the model it stopped
 
 
 def test_without_enough_peers_nothing_is_stopped(small_mnist, tiny_model):

@@ -120,3 +120,40 @@ def test_setup_may_replace_the_training_split(small_mnist):
     plain = train(_model(small_mnist), small_mnist, TrainConfig(epochs=1, batch_size=64))
     halved = train(_model(small_mnist), small_mnist, TrainConfig(epochs=1, batch_size=64), accelerators=[HalveTheData()])
     assert halved.samples == plain.samples // 2 and halved.epochs == 1.0
+
+
+class StopsWithMeasurement:
+    """Stops after the second step with an accuracy it measured (as successive halving does)."""
+
+    name = "stopper"
+    events = frozenset({Event.AFTER_STEP})
+
+    def match(self, event, state):
+        return event in self.events
+
+    def apply(self, event, state):
+        if state.step == 2:
+            state.stop, state.stop_accuracy = True, 0.123
+
+    def report(self):
+        return {}
+
+
+class ActsAtFitEnd(StopsWithMeasurement):
+    name = "fit-end"
+    events = frozenset({Event.FIT_END})
+
+    def apply(self, event, state):
+        pass
+
+
+def test_a_measurement_taken_at_the_stop_is_kept_when_nothing_acts_after_it(small_mnist):
+    kept = train(_model(small_mnist), small_mnist, TrainConfig(epochs=1), seed=0,
+                 accelerators=[StopsWithMeasurement()])
+    assert kept.accuracy == 0.123 and kept.samples == 2 * 64  # stopped after two steps, not measured again
+
+
+def test_a_method_acting_after_the_stop_gets_the_model_measured_again(small_mnist):
+    measured = train(_model(small_mnist), small_mnist, TrainConfig(epochs=1), seed=0,
+                     accelerators=[StopsWithMeasurement(), ActsAtFitEnd()])
+    assert measured.accuracy != 0.123 and measured.accuracy == evaluate(measured.model, small_mnist.val)
