@@ -212,7 +212,7 @@ def test_the_lasso_is_on_conv_weight_slices_depthwise_batchnorm_image_and_classe
     expected = sum(float(_slice_norms(c.weight, 0).sum()) for c in convs if c.groups == 1)
     expected += sum(float(_slice_norms(c.weight, 1).sum()) for c in convs if c.groups == 1 and c is not model.stem[0])
     expected += float(_slice_norms(model.classifier.weight, 1).sum())
-    assert float(group_lasso(layers)) == pytest.approx(expected, rel=1e-5)
+    assert float(group_lasso(layers).detach()) == pytest.approx(expected, rel=1e-5)
     group_lasso(layers).backward()  # differentiable: a loss term
     assert model.stem[0].weight.grad is not None and model.stages[0][0].depthwise[0].weight.grad is None
 
