@@ -98,7 +98,7 @@ def predict_search(settings, clock: str = "wall") -> dict[str, Any]:
     from automl.nn.calibrate import calibration_for
 
     device = pick_device(settings.device)
-    calibration = calibration_for(device, clock=clock)
+    calibration = calibration_for(device, clock=clock, formats=("fp32",))
     fraction, unmodelled = _step_fraction(settings.accelerate)
     timer = CLOCKS[clock]
     trainer = PredictingTrainer(calibration, fraction, timer)

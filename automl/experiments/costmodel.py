@@ -85,7 +85,7 @@ def bench_costmodel(candidates: int = 16, epochs: float = 1.0, max_flops: float 
     cost = FlopsCost(space, data)
     max_flops = flops_limit(space, cost, max_flops)
     stage(f"calibrating the cost model on {device_} ({clock} clock)")
-    calibration = calibration_for(device_, refresh=True, clock=clock)  # measured under the same load as the runs
+    calibration = calibration_for(device_, refresh=True, clock=clock, formats=formats)  # measured under the same load as the runs
     rng = np.random.default_rng(seed)
     stage(f"sampling {candidates} {space_name} candidates up to {max_flops / 1e6:.0f} MFLOPs")
     genomes = stratified(space, rng, candidates, max_flops, cost)

@@ -74,7 +74,7 @@ def bench_dryrun(predict: Callable[[], dict[str, Any]], search: Callable[[], Any
     only where the machine was idle."""
     say = progress or (lambda _: None)
     with LoadSampler() as load:
-        say("calibrating the cost model on this machine under its current load (one to three minutes) ...")
+        say("calibrating the cost model in fp32 on this machine under its current load (about half a minute on 2 idle cores) ...")
         started = time.perf_counter()
         calibration = calibrate()
         calibration_s = time.perf_counter() - started

@@ -118,8 +118,8 @@ def bench_search(time_budget: float | None = 600.0, seeds: int = 1, epochs: floa
     runs: dict[str, list[dict[str, Any]]] = {label(s, a): [] for s, a in variants}
     warm_up(space, data, space.decode(np.zeros(len(space.genes()), dtype=int)), min(epochs, 0.25))  # smallest genome
     # every trial records the cost model's prediction: on a machine not yet calibrated, the
-    # one-off calibration (two to three minutes on a 2-core CPU) would otherwise eat the first timed run's budget
-    calibration_for("cpu")
+    # one-off fp32 calibration (about half a minute on a 2-core CPU) would otherwise eat the first timed run's budget
+    calibration_for("cpu", formats=("fp32",))
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
             rescored: dict[str, float] = {}

@@ -21,7 +21,8 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -29,11 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from automl.core.errors import AutomlError
-from automl.nn.costmodel import (CALIBRATION_VERSION, FORMATS, KINDS, Calibration, Op, step_cost, trace_ops,
-                                  trace_step)
+from automl.nn.costmodel import (CALIBRATION_VERSION, FORMATS, KINDS, NATIVE_CANDIDATES, Calibration, Op, step_cost,
+                                  trace_ops, trace_step)
 from automl.nn.reference import INPUT_SHAPE, reference_networks, training_step
 
-NATIVE_CANDIDATES = ("fp32", "bf16", "fp16")  # formats torch may run natively; int8/fx16 never train here
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 BATCH = 64
 WINDOW_S = 0.1  # seconds per timing window
@@ -284,63 +284,75 @@ def _reference_ratios(calibration: Calibration, fmt: str, device: torch.device) 
     return ratios
 
 
-def _set_network_scale(calibration: Calibration, device: torch.device) -> None:
-    """``k[f]``: the geometric mean of the reference networks' ratios in each format measured
-    natively; formats scaled or modelled from fp32 take fp32's level."""
-    measured = [fmt for fmt in NATIVE_CANDIDATES if calibration.source["conv"].get(fmt) == "measured"]
-    for fmt in measured:
-        ratios = _reference_ratios(calibration, fmt, device)
-        calibration.reference_ratios[fmt] = ratios
-        calibration.network_scale[fmt] = math.exp(statistics.fmean(math.log(r) for r in ratios.values()))
+def _set_network_scale(calibration: Calibration, device: torch.device, formats: Sequence[str]) -> None:
+    """``k[f]``: the geometric mean of the reference networks' ratios, for each of ``formats``
+    measured natively; formats scaled or modelled from fp32 take fp32's level."""
+    for fmt in formats:
+        if calibration.source["conv"].get(fmt) == "measured":
+            ratios = _reference_ratios(calibration, fmt, device)
+            calibration.reference_ratios[fmt] = ratios
+            calibration.network_scale[fmt] = math.exp(statistics.fmean(math.log(r) for r in ratios.values()))
     for fmt in FORMATS:
         calibration.network_scale.setdefault(fmt, calibration.network_scale.get("fp32", 1.0))
 
 
-def calibrate(device: torch.device | str = "cpu", clock: str = "wall") -> Calibration:
-    """Run the micro-benchmarks on ``device`` (a few seconds to a minute).
-
-    ``clock="cpu"`` times them in process CPU time instead of wall-clock: on a machine shared
-    with other work, wall-clock mostly measures how long the process waited for a core; CPU
-    time (with one torch thread) measures what the model describes.
-    """
+@contextmanager
+def _clock_of(device: torch.device | str, clock: str) -> Iterator[None]:
+    """timed() reads ``clock`` inside the block: wall-clock, or process CPU time on a CPU."""
     global _clock
     if clock not in CLOCKS or (clock == "cpu" and torch.device(device).type != "cpu"):
         raise AutomlError(f"unknown clock {clock!r} for {device} (wall, or cpu on a CPU)")
     _clock = CLOCKS[clock]
     try:
-        return _calibrate(torch.device(device), clock)
+        yield
     finally:
         _clock = CLOCKS["wall"]
 
 
-def _calibrate(device: torch.device, clock: str) -> Calibration:
-    latency = _op_latency(device)
-    bandwidth = _bandwidth(device, latency)
-    throughput: dict[str, dict[str, float]] = {}
-    by_width: dict[str, dict[str, list[list[float]]]] = {}
-    source: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
-    for fmt in NATIVE_CANDIDATES:
-        found = _measure_format(fmt, device, latency, bandwidth)
+def calibrate(device: torch.device | str = "cpu", clock: str = "wall",
+              formats: Sequence[str] = NATIVE_CANDIDATES) -> Calibration:
+    """Run the micro-benchmarks on ``device`` in fp32 and the native ``formats`` (about half a
+    minute per format on a 2-core CPU; the others are scaled from fp32 until measured).
+
+    ``clock="cpu"`` times them in process CPU time instead of wall-clock: on a machine shared
+    with other work, wall-clock mostly measures how long the process waited for a core; CPU
+    time (with one torch thread) measures what the model describes.
+    """
+    with _clock_of(device, clock):
+        device = torch.device(device)
+        latency = _op_latency(device)
+        bandwidth = _bandwidth(device, latency)
+        calibration = Calibration(str(device), torch.get_num_threads(), {}, bandwidth, latency,
+                                  _step_overhead(device, latency), {kind: {} for kind in KINDS},
+                                  device_key(device, clock), clock, tried=[])
+        _measure_formats(calibration, ["fp32", *formats], device)
+    return calibration
+
+
+def _measure_formats(calibration: Calibration, formats: Sequence[str], device: torch.device) -> None:
+    """Add ``formats`` not yet tried to ``calibration`` (fp32 must be among them or already in):
+    measured where torch has kernels for them here, scaled from fp32 where not."""
+    new = [fmt for fmt in dict.fromkeys(formats) if fmt in NATIVE_CANDIDATES and fmt not in calibration.tried]
+    for fmt in new:
+        found = _measure_format(fmt, device, calibration.op_latency, calibration.bandwidth)
+        calibration.tried.append(fmt)
         if found is None:
             continue
         for key, value in found[0].items():
-            throughput.setdefault(key, {})[fmt] = value
+            calibration.throughput.setdefault(key, {})[fmt] = value
         for key, points in found[1].items():
-            by_width.setdefault(key, {})[fmt] = points
+            calibration.by_width.setdefault(key, {})[fmt] = points
         for kind in KINDS:
-            source[kind][fmt] = "measured"
+            calibration.source[kind][fmt] = "measured"
     for fmt, size in FORMATS.items():
-        for key, rates in throughput.items():
-            if fmt not in rates:  # no kernel here: fp32's lanes, 4 / bytes as many of them
+        for key, rates in calibration.throughput.items():
+            if fmt not in rates:  # no kernel here, or not measured yet: fp32's lanes, 4 / bytes as many of them
                 rates[fmt] = rates["fp32"] * 4 / size
-                if key in by_width:
-                    by_width[key][fmt] = [[w, r * 4 / size] for w, r in by_width[key]["fp32"]]
+                if key in calibration.by_width:
+                    calibration.by_width[key][fmt] = [[w, r * 4 / size] for w, r in calibration.by_width[key]["fp32"]]
         for kind in KINDS:
-            source[kind].setdefault(fmt, "modelled" if fmt == "fx16" else "scaled")
-    calibration = Calibration(str(device), torch.get_num_threads(), throughput, bandwidth, latency,
-                              _step_overhead(device, latency), source, device_key(device, clock), clock, by_width)
-    _set_network_scale(calibration, device)
-    return calibration
+            calibration.source[kind].setdefault(fmt, "modelled" if fmt == "fx16" else "scaled")
+    _set_network_scale(calibration, device, new)
 
 
 def load_calibration(device: torch.device | str = "cpu", clock: str = "wall") -> Calibration | None:
@@ -374,10 +386,19 @@ def save_calibration(calibration: Calibration) -> Path:
     return path
 
 
-def calibration_for(device: torch.device | str = "cpu", refresh: bool = False, clock: str = "wall") -> Calibration:
-    """The cached calibration, measured and cached first where there is none (or on ``refresh``)."""
+def calibration_for(device: torch.device | str = "cpu", refresh: bool = False, clock: str = "wall",
+                    formats: Sequence[str] = NATIVE_CANDIDATES) -> Calibration:
+    """The cached calibration with ``formats`` measured (where torch runs them natively here):
+    measured and cached first where there is none (or on ``refresh``), and a cached one missing
+    a format gets it added. A search asks for fp32 alone, so a new machine's first search
+    waits for one format's micro-benchmarks, not all of them."""
     found = None if refresh else load_calibration(device, clock)
     if found is None:
-        found = calibrate(device, clock)
-        save_calibration(found)
+        found = calibrate(device, clock, formats)
+    elif all(fmt in found.tried for fmt in formats if fmt in NATIVE_CANDIDATES):
+        return found
+    else:
+        with _clock_of(device, clock):
+            _measure_formats(found, formats, torch.device(device))
+    save_calibration(found)
     return found

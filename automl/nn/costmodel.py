@@ -50,6 +50,7 @@ from automl.nn.flops import shape_only_result
 CALIBRATION_VERSION = 5  # 2: per phase, depthwise kernel and stride, channel width; 4: dense kernel and stride;
 # 5: the level of whole reference networks (network_scale)
 FORMATS: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fx16": 2}  # bytes per element
+NATIVE_CANDIDATES = ("fp32", "bf16", "fp16")  # formats torch may run natively; int8/fx16 never train here
 KINDS = ("conv", "depthwise", "matmul", "elementwise")
 PHASES = ("forward", "backward", "optimizer")
 _MATMULS = {"mm", "addmm", "bmm", "matmul", "linear", "baddbmm", "_int_mm"}
@@ -101,6 +102,9 @@ class Calibration:
     # (geometric mean); format -> network -> that ratio per network. Missing: 1 (not measured).
     network_scale: dict[str, float] = field(default_factory=dict)
     reference_ratios: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the native candidates the micro-benchmarks ran in (measured, or found without kernels);
+    # the others are scaled from fp32 until a command that needs them measures them
+    tried: list[str] = field(default_factory=lambda: list(NATIVE_CANDIDATES))
     version: int = CALIBRATION_VERSION  # of the micro-benchmarks: an older cached calibration is measured again
 
     def to_json(self) -> dict[str, Any]:

@@ -59,8 +59,8 @@ def bench_dryrun(
 
     def calibrate():
         if clock == "cpu":  # trials record wall-clock predictions: that calibration is cached before the search
-            calibration_for(chosen)
-        return calibration_for(chosen, refresh=True, clock=clock)  # measured under the load the search meets
+            calibration_for(chosen, formats=("fp32",))
+        return calibration_for(chosen, refresh=True, clock=clock, formats=("fp32",))  # measured under the load the search meets
 
     with tempfile.TemporaryDirectory(prefix="automl-bench-dryrun-") as folder:
         real = replace(settings, study="bench-dryrun", storage=f"sqlite:///{folder}/bench-dryrun.db")

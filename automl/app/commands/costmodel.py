@@ -178,13 +178,13 @@ def costmodel(
 
     from automl.evaluate.devices import pick_device
     from automl.nn.calibrate import cache_path, calibration_for
-    from automl.nn.costmodel import check_formats, step_cost, trace_step
+    from automl.nn.costmodel import NATIVE_CANDIDATES, check_formats, step_cost, trace_step
 
     names = check_formats([f.strip() for f in formats.split(",") if f.strip()])
     chosen_device = pick_device(device)
     if calibrate:
         err.print(f"calibrating {chosen_device} (micro-benchmarks and reference networks, a few minutes) ...")
-    calibration = calibration_for(chosen_device, refresh=calibrate)
+    calibration = calibration_for(chosen_device, refresh=calibrate, formats=NATIVE_CANDIDATES if calibrate else names)
     if calibrate and genome is None and study is None:
         out.print(f"calibration of {calibration.machine} cached in {cache_path()}")
         for fmt, ratios in calibration.reference_ratios.items():
@@ -257,7 +257,7 @@ def placement(
     target = resolve_target(space, genome, study, storage, trial, input_shape, classes, batch_size, 1.0,
                             DEFAULT_TRAIN_SAMPLES)
     cost = step_cost(trace_step(target.model, target.input_shape, target.batch_size),
-                     calibration_for(pick_device(device)), "fp32", target.batch_size)
+                     calibration_for(pick_device(device), formats=("fp32",)), "fp32", target.batch_size)
     units = measure_units(target.model, target.input_shape, target.batch_size, cost)
     strategies = placements(target.model, units, workers, link, cost)
     result: dict[str, Any] = {"genome": target.genome, "workers": workers, "bandwidth_bytes_per_s": link,

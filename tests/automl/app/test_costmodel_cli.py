@@ -40,8 +40,15 @@ def test_calibrate_says_where_the_calibration_went_and_the_level_of_whole_networ
     measured = copy.deepcopy(cost_calibration)
     measured.reference_ratios = {"fp32": {"inverted-residual-s": 0.9, "cells-s": 1.3}}
     measured.network_scale = {fmt: 1.08 for fmt in ("fp32", "bf16", "fp16", "int8", "fx16")}
-    monkeypatch.setattr(calibration_module, "calibrate", lambda device, clock="wall": measured)
-    code, out, err = run(capsys, "costmodel", "--calibrate")
+    asked = []
+
+    def calibrate(device, clock="wall", formats=()):
+        asked.append(tuple(formats))
+        return measured
+
+    monkeypatch.setattr(calibration_module, "calibrate", calibrate)
+    code, out, err = run(capsys, "costmodel", "--calibrate", "--formats", "fp32")
+    assert asked == [("fp32", "bf16", "fp16")]  # --calibrate measures every native format, whatever --formats says
     assert code == 0 and "reference networks" in err
     assert str(tmp_path) in out and "fp32: whole networks run at 1.08x" in out and "cells-s 1.30" in out
 

@@ -51,8 +51,8 @@ def test_a_machine_without_calibration_is_told_why_the_first_trial_waits(small_m
         def message(self, text: str) -> None:
             messages.append(text)
 
-    def calibrate(device):
-        measured.append(device)
+    def calibrate(device, formats):
+        measured.append((device, formats))
         return cost_calibration
 
     space = search_spaces.get("mobile")
@@ -64,4 +64,6 @@ def test_a_machine_without_calibration_is_told_why_the_first_trial_waits(small_m
     evaluator = CNNEvaluator(space, small_mnist, TrainConfig(epochs=0.1), progress=Progress())
     evaluator(genome)
     evaluator(genome)  # a second trial of the same evaluator: calibrated already
-    assert len(measured) == 1 and len(messages) == 1 and "calibrating the cost model" in messages[0]
+    assert len(measured) == 1 and len(messages) == 2 and "calibrating the cost model" in messages[0]
+    assert messages[1].startswith("calibrated in ")
+    assert measured[0][1] == ("fp32",)  # trials predict fp32 training: a first search measures no other format

@@ -18,7 +18,7 @@ def test_relative_errors_are_median_and_worst_of_absolute_errors():
 
 
 def test_bench_predicts_then_trains_each_candidate(monkeypatch, tmp_path, cost_calibration):
-    monkeypatch.setattr(bench, "calibration_for", lambda device, refresh=False, clock="wall": cost_calibration)
+    monkeypatch.setattr(bench, "calibration_for", lambda device, refresh=False, clock="wall", formats=(): cost_calibration)
     result = bench.bench_costmodel(candidates=2, epochs=0.05, max_flops=5e6, formats=("fp32",))
     entry = result["formats"]["fp32"]
     assert len(entry["rows"]) == 2 and result["steps"] >= 1
@@ -34,7 +34,7 @@ def test_bench_predicts_then_trains_each_candidate(monkeypatch, tmp_path, cost_c
 def test_bench_runs_on_the_cell_and_residual_spaces(monkeypatch, cost_calibration, space_name):
     import numpy as np
 
-    monkeypatch.setattr(bench, "calibration_for", lambda device, refresh=False, clock="wall": cost_calibration)
+    monkeypatch.setattr(bench, "calibration_for", lambda device, refresh=False, clock="wall", formats=(): cost_calibration)
     # the two smallest genomes, not a stratified sample: FLOPs-capped sampling builds dozens of these models
     monkeypatch.setattr(bench, "stratified", lambda space, rng, count, limit, cost: [
         space.decode(np.zeros(len(space.genes()), dtype=int)),

@@ -104,7 +104,7 @@ def test_machine_calibration_is_paid_before_any_timed_run(monkeypatch):
 
     calls = []
     monkeypatch.setattr(module, "warm_up", lambda *args, **kwargs: calls.append("warm-up"))
-    monkeypatch.setattr(module, "calibration_for", lambda device: calls.append("calibration"))
+    monkeypatch.setattr(module, "calibration_for", lambda device, **kwargs: calls.append("calibration"))
 
     def fake_search(space, data, strategy, seed, settings, accelerate, folder):
         calls.append(strategy)

@@ -16,14 +16,15 @@ from automl.nn.costmodel import FORMATS, KINDS
 
 def test_calibration_measures_every_kind_and_labels_what_it_did_not_measure(monkeypatch):
     monkeypatch.setattr(calibration_module, "WINDOW_S", 0.01)
-    monkeypatch.setattr(calibration_module, "NATIVE_CANDIDATES", ("fp32",))
-    measured = calibration_module.calibrate("cpu")
+    measured = calibration_module.calibrate("cpu", formats=("fp32",))
+    assert measured.tried == ["fp32"]
     assert measured.bandwidth > 0 and measured.op_latency > 0 and measured.step_overhead >= 0
     for kind in KINDS:
         assert set(measured.throughput[kind]) == set(FORMATS)
         assert all(value > 0 for value in measured.throughput[kind].values())
         assert measured.source[kind]["fp32"] == "measured"
         assert measured.source[kind]["int8"] == "scaled" and measured.source[kind]["fx16"] == "modelled"
+        assert measured.source[kind]["bf16"] == "scaled"  # not measured until a command asks for it
         assert measured.throughput[kind]["fx16"] == pytest.approx(2 * measured.throughput[kind]["fp32"])
     assert measured.machine == device_key(torch.device("cpu"))
 
@@ -55,6 +56,36 @@ def test_a_calibration_cached_by_older_micro_benchmarks_is_measured_again(tmp_pa
     assert load_calibration("cpu") == cost_calibration
 
 
+def test_a_format_asked_for_later_is_added_to_the_cached_calibration(tmp_path, monkeypatch, cost_calibration):
+    """A first search calibrates fp32 alone; `automl costmodel --formats bf16` later measures bf16
+    into the same cached calibration, keeping what fp32 and the shared benchmarks measured."""
+    monkeypatch.setenv("AUTOML_CACHE_DIR", str(tmp_path))
+    partial = copy.deepcopy(cost_calibration)
+    partial.tried = ["fp32"]
+    for kind in KINDS:
+        partial.source[kind]["bf16"] = "scaled"
+    save_calibration(partial)
+    for shared in ("_op_latency", "_bandwidth", "_step_overhead"):
+        monkeypatch.setattr(calibration_module, shared, lambda *a, **k: pytest.fail("measured again"))
+    asked = []
+
+    def fake_format(fmt, device, latency, bandwidth):
+        asked.append(fmt)
+        rates = {key: 7.0 for key in partial.throughput}
+        return rates, {key: [[8.0, 7.0]] for key in partial.by_width}
+
+    monkeypatch.setattr(calibration_module, "_measure_format", fake_format)
+    monkeypatch.setattr(calibration_module, "_reference_ratios", lambda calibration, fmt, device: {"net": 2.0})
+    assert calibration_for("cpu", formats=("fp32",)) == partial  # what a search asks for: nothing measured
+    grown = calibration_for("cpu", formats=("fp32", "bf16"))
+    assert asked == ["bf16"] and grown.tried == ["fp32", "bf16"]
+    assert all(grown.throughput[kind]["bf16"] == 7.0 and grown.source[kind]["bf16"] == "measured" for kind in KINDS)
+    assert all(grown.throughput[kind]["fp32"] == partial.throughput[kind]["fp32"] for kind in KINDS)
+    assert grown.network_scale["bf16"] == pytest.approx(2.0) and grown.op_latency == partial.op_latency
+    assert load_calibration("cpu") == grown and calibration_for("cpu", formats=("bf16",)) == grown
+    assert asked == ["bf16"]  # cached with bf16 now
+
+
 def test_the_network_level_is_measured_over_predicted_operator_seconds_of_the_reference_networks(
         monkeypatch, cost_calibration):
     """Each reference network's ratio takes the per-step overhead off both sides; the level is
@@ -79,8 +110,7 @@ def test_the_network_level_is_measured_over_predicted_operator_seconds_of_the_re
 
     keys = iter([(name, fmt) for fmt in ("fp32", "bf16") for name in reference_networks()])
     monkeypatch.setattr(calibration_module, "timed", fake_timed)
-    monkeypatch.setattr(calibration_module, "NATIVE_CANDIDATES", ("fp32", "bf16"))
-    calibration_module._set_network_scale(calibration, torch.device("cpu"))
+    calibration_module._set_network_scale(calibration, torch.device("cpu"), ("fp32", "bf16"))
     assert list(calibration.reference_ratios["fp32"].values()) == pytest.approx([0.5, 2.0] * 3)
     assert calibration.network_scale["fp32"] == pytest.approx(1.0)
     assert calibration.network_scale["bf16"] == pytest.approx(3.0)
