@@ -311,8 +311,9 @@ def _clock_of(device: torch.device | str, clock: str) -> Iterator[None]:
 
 def calibrate(device: torch.device | str = "cpu", clock: str = "wall",
               formats: Sequence[str] = NATIVE_CANDIDATES) -> Calibration:
-    """Run the micro-benchmarks on ``device`` in fp32 and the native ``formats`` (about half a
-    minute per format on a 2-core CPU; the others are scaled from fp32 until measured).
+    """Run the micro-benchmarks on ``device`` in fp32 and the native ``formats`` (fp32 about
+    half a minute on a 2-core CPU, all three two minutes, most of it fp16's slow kernels);
+    formats not measured are scaled from fp32 until a command asks for them.
 
     ``clock="cpu"`` times them in process CPU time instead of wall-clock: on a machine shared
     with other work, wall-clock mostly measures how long the process waited for a core; CPU
