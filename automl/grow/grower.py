@@ -4,7 +4,7 @@ Task 1 uses the given root model when it was trained on exactly the first task's
 otherwise trains its architecture on them (starting from its weights, with a fresh output
 layer); each class is a leaf of the root. Every later task: the likelihood matrix of the new
 classes (:func:`automl.grow.nodes.likelihood`), their placement (:mod:`automl.grow.placement`),
-then only what changed is trained - the root's output layer, each branch that received
+then only what changed is trained - the root's output layer (in closed form by default), each branch that received
 classes (fine-tuned with an enlarged output layer) and each new branch (a short search,
 :mod:`automl.grow.leafsearch`, its candidates warm-started from the root or from the largest
 sibling branch). The rest of the tree is untouched.
@@ -41,6 +41,11 @@ def check_warm_start(warm_start: str) -> None:
         raise AutomlError(f"--leaf-warm-start must be one of {', '.join(WARM_STARTS)}, got {warm_start!r}")
 
 
+def check_head_fit(head_fit: str) -> None:
+    if head_fit not in nodes.HEAD_FITS:
+        raise AutomlError(f"--head-fit must be one of {', '.join(nodes.HEAD_FITS)}, got {head_fit!r}")
+
+
 @dataclass
 class GrowSettings:
     """The paper's thresholds and child limit, and the (small) training budgets of each part."""
@@ -50,8 +55,9 @@ class GrowSettings:
     max_children: int = placement.MAX_CHILDREN
     root_epochs: float = 2.0  # the root on task 1, when it was not trained on exactly those classes
     epochs: float = 1.0  # a branch that receives classes (fine-tuned)
-    head_epochs: float = 3.0  # the root's output layer, on features computed once
-    head_lr: float = 0.3  # a linear layer on fixed features takes larger steps (README: bench grow)
+    head_fit: str = "ridge"  # the root's output layer, on features computed once: "ridge" (closed form) or "sgd"
+    head_epochs: float = 3.0  # "sgd": its epochs
+    head_lr: float = 0.3  # "sgd": a linear layer on fixed features takes larger steps (README: bench grow)
     leaf_budget: int = 4  # candidates of a new branch's search
     leaf_epochs: float = 2.0  # a search candidate trained from scratch
     leaf_warm_epochs: float = 1.0  # a candidate warm-started (from the root, a sibling or its search parent)
@@ -102,6 +108,7 @@ class Grower:
         check_source(source, data, tasks)
         placement.check_thresholds(settings.alpha1, settings.alpha2, settings.max_children)
         check_warm_start(settings.leaf_warm_start)
+        check_head_fit(settings.head_fit)
         self.data, self.tasks, self.source, self.settings, self.device = data, tasks, source, settings, device
         self.space = source.space
         self.on_training = on_training or (lambda training: None)
@@ -217,10 +224,13 @@ class Grower:
     def _train_root_outputs(self, number: int, placed: placement.Placement) -> NodeTraining:
         mapping = {c: j for j, classes in enumerate(placed.outputs) for c in classes}
         data = relabel(self.data, mapping)
-        config = self.settings.config(self.settings.head_epochs, self.settings.head_lr)
-        root = self.models[ROOT]
-        done = nodes.train_output_layer(root, data, placed.sources, config, self.settings.seed + number,
-                                        self.device, features=self.features.of(root, sorted(mapping)))
+        root, seed = self.models[ROOT], self.settings.seed + number
+        features = self.features.of(root, sorted(mapping))
+        if self.settings.head_fit == "ridge":
+            done = nodes.fit_output_layer(root, data, placed.sources, seed, self.device, features=features)
+        else:
+            config = self.settings.config(self.settings.head_epochs, self.settings.head_lr)
+            done = nodes.train_output_layer(root, data, placed.sources, config, seed, self.device, features=features)
         return self._record(NodeTraining("root-output-layer", ROOT, number, done.model, self.source.genome,
                                          done.accuracy, 0, done.seconds, done.effort,
                                          sorted(mapping), {"outputs": placed.outputs}))

@@ -5,7 +5,10 @@ Training effort is the paper's: weights updated x samples trained. Retraining on
 output layer updates that layer's weights; its inputs (the root's pooled features) come from the
 rest of the root, frozen after the first task, so :class:`FeatureCache` computes them once per
 sample over the whole stream (the likelihood matrix and every later output layer reuse them).
-That forward pass updates no weight, but its seconds are part of the growth's wall-clock.
+That forward pass updates no weight, but its seconds are part of the growth's wall-clock. On
+those fixed features the output layer is fitted in closed form by default (ridge regression and
+a softmax temperature, :func:`fit_output_layer`); the paper's gradient descent is
+:func:`train_output_layer`.
 """
 
 from __future__ import annotations
@@ -142,6 +145,55 @@ def train_output_layer(root: nn.Module, data: Dataset, sources: Sequence[int | N
     seconds = time.perf_counter() - started
     accuracy = evaluate(root, data.val, device=device, channels_last=config.channels_last)
     return Trained(root, accuracy, seconds, samples, sum(p.numel() for p in layer.parameters()))
+
+
+RIDGE = 1.0  # L2 penalty of the closed-form output layer, on standardised features
+HEAD_FITS = ("ridge", "sgd")  # how the root's output layer is retrained (README: automl grow)
+
+
+@torch.no_grad()
+def fit_output_layer(root: nn.Module, data: Dataset, sources: Sequence[int | None], seed: int,
+                     device: torch.device, *, features: torch.Tensor) -> Trained:
+    """Retrain only the root's output layer (enlarged to ``sources``) in closed form: ridge
+    regression of the one-hot outputs on the standardised ``features`` (one pass over them),
+    then one temperature that calibrates its softmax on the same samples (the next task's
+    likelihood matrix reads it). A few SGD epochs stop short of the layer's optimum on fixed
+    features; this reaches it (measured: README, ``automl bench grow``)."""
+    started = time.perf_counter()
+    root = enlarge_output(root.to(device), sources, seed)
+    _, _, layer = output_layer(root)
+    x, y = features.to(torch.float64), data.train.y.to(features.device)
+    mean, scale = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)  # a dead feature stays at weight 0
+    z = torch.cat([(x - mean) / scale, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
+    penalty = RIDGE * torch.eye(z.shape[1], dtype=x.dtype, device=x.device)
+    penalty[-1, -1] = 0.0  # the bias is not penalised
+    solution = torch.linalg.solve(z.T @ z + penalty, z.T @ F.one_hot(y, len(sources)).to(x.dtype))
+    weight = (solution[:-1] / scale[:, None]).T
+    bias = solution[-1] - (mean / scale) @ solution[:-1]
+    temperature, steps = calibrate_temperature(x @ weight.T + bias, y)
+    layer.weight.copy_((weight * temperature).to(layer.weight.dtype))
+    layer.bias.copy_((bias * temperature).to(layer.bias.dtype))
+    seconds = time.perf_counter() - started
+    accuracy = evaluate(root, data.val, device=device)
+    # effort: every weight of the layer once per sample, and the temperature once per sample and step
+    return Trained(root, accuracy, seconds, len(y), sum(p.numel() for p in layer.parameters()) + steps)
+
+
+def calibrate_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 20) -> tuple[float, int]:
+    """The factor ``t`` minimising the cross-entropy of ``softmax(t * logits)`` (convex in ``t``:
+    Newton's method); returns it and the steps taken."""
+    t = 1.0
+    for step in range(1, steps + 1):
+        p = torch.softmax(t * logits, dim=1)
+        expected = (p * logits).sum(dim=1)
+        gradient = float((expected - logits.gather(1, labels[:, None]).squeeze(1)).mean())
+        curvature = float(((p * logits ** 2).sum(dim=1) - expected ** 2).mean())
+        if curvature <= 1e-12:
+            return t, step
+        t = max(t - gradient / curvature, t / 4)  # never past a quarter of the current factor
+        if abs(gradient) < 1e-6:
+            return t, step
+    return t, steps
 
 
 def train_whole(model: nn.Module, data: Dataset, config: TrainConfig, seed: int, device: torch.device) -> Trained:

@@ -16,14 +16,16 @@ ALPHA1_HELP = ("Tree-CNN's routing threshold: a new class joins the root output 
                "the class's images leads the second by more than this.")
 WARM_START_HELP = ("What a new branch's candidates inherit their weights from (Net2Net): 'root' or the "
                    "largest 'sibling' branch.")
+HEAD_FIT_HELP = ("How the root's output layer is retrained on the frozen root's features: 'ridge' (closed "
+                 "form, one pass) or 'sgd' (--head-epochs at learning rate 0.3).")
 ALPHA2_HELP = "Else merge (or join) the two most likely outputs when the second leads the third by more."
 
 
 def _settings(alpha1: float, alpha2: float, max_children: int, root_epochs: float, epochs: float,
               head_epochs: float, leaf_budget: int, leaf_epochs: float, leaf_max_flops: Optional[str], seed: int,
-              leaf_warm_start: str):
+              leaf_warm_start: str, head_fit: str):
     from automl.app.config import parse_amount
-    from automl.grow.grower import GrowSettings, check_warm_start
+    from automl.grow.grower import GrowSettings, check_head_fit, check_warm_start
     from automl.grow.placement import check_thresholds
 
     check_thresholds(alpha1, alpha2, max_children)
@@ -34,9 +36,10 @@ def _settings(alpha1: float, alpha2: float, max_children: int, root_epochs: floa
         if not value > 0:
             raise AutomlError(f"{name} must be a positive number, got {value}")
     check_warm_start(leaf_warm_start)
+    check_head_fit(head_fit)
     limit = parse_amount(leaf_max_flops, "--leaf-max-flops") if leaf_max_flops is not None else None
     return GrowSettings(alpha1=alpha1, alpha2=alpha2, max_children=max_children, root_epochs=root_epochs,
-                        epochs=epochs, head_epochs=head_epochs, leaf_budget=leaf_budget, leaf_epochs=leaf_epochs,
+                        epochs=epochs, head_fit=head_fit, head_epochs=head_epochs, leaf_budget=leaf_budget, leaf_epochs=leaf_epochs,
                         leaf_warm_epochs=leaf_epochs / 2, leaf_warm_start=leaf_warm_start, leaf_max_flops=limit,
                         seed=seed)
 
@@ -73,7 +76,8 @@ def grow(
     root_epochs: float = typer.Option(2.0, help="Epochs to train the root on task 1 (only when the "
                                       "model was not trained on exactly those classes)."),
     epochs: float = typer.Option(1.0, help="Epochs to fine-tune each branch that receives classes."),
-    head_epochs: float = typer.Option(3.0, help="Epochs to retrain the root's output layer after each task."),
+    head_fit: str = typer.Option("ridge", help=HEAD_FIT_HELP),
+    head_epochs: float = typer.Option(3.0, help="With --head-fit sgd: epochs of the root's output layer."),
     leaf_budget: int = typer.Option(4, help="Candidates of each new branch's architecture search."),
     leaf_epochs: float = typer.Option(2.0, help="Epochs of a search candidate (warm-started ones: half)."),
     leaf_max_flops: Optional[str] = typer.Option(None, help="FLOPs limit of a new branch (its candidates are "
@@ -92,7 +96,7 @@ def grow(
     from automl.store.study import check_study_name
 
     settings = _settings(alpha1, alpha2, max_children, root_epochs, epochs, head_epochs, leaf_budget, leaf_epochs,
-                         leaf_max_flops, seed, leaf_warm_start)
+                         leaf_max_flops, seed, leaf_warm_start, head_fit)
     label = dataset.split(":")[-1].rstrip("/").split("/")[-1]
     name = check_study_name(out_study or f"grow-{label}-{time.strftime('%Y%m%d-%H%M%S')}")
     source = _root(from_dir, study, storage, trial)
@@ -123,7 +127,8 @@ def bench_grow(
     root_epochs: float = typer.Option(3.0, help="Training of the root on task 1 (shared by every method)."),
     epochs: float = typer.Option(1.0, help="Fine-tuning epochs of the finetune methods, each task."),
     scratch_epochs: float = typer.Option(3.0, help="Epochs of training from scratch, each task."),
-    head_epochs: float = typer.Option(3.0, help="Tree: epochs of the root's output layer."),
+    head_fit: str = typer.Option("ridge", help="Tree: " + HEAD_FIT_HELP),
+    head_epochs: float = typer.Option(3.0, help="Tree, with --head-fit sgd: epochs of the root's output layer."),
     leaf_budget: int = typer.Option(2, help="Tree: candidates of a new branch's search."),
     leaf_epochs: float = typer.Option(2.0, help="Tree: epochs of a search candidate."),
     leaf_warm_start: str = typer.Option("root", help="Tree: " + WARM_START_HELP),
@@ -144,7 +149,7 @@ def bench_grow(
     from automl.grow.grower import RootSource
 
     settings = _settings(0.1, 0.1, 5, root_epochs, epochs, head_epochs, leaf_budget, leaf_epochs, None, seed,
-                         leaf_warm_start)
+                         leaf_warm_start, head_fit)
     space = search_spaces.get("mobile")
     chosen = space.parse(genome or BENCH_ROOT)
     data = load_mnist5k()

@@ -170,6 +170,7 @@ def test_a_damaged_tree_file_is_one_line_and_exit_2(grown, monkeypatch, capsys, 
     (["--tasks", "0-4/5", "--alpha1", "2"], "--alpha1"),
     (["--tasks", "0-4/5", "--max-children", "1"], "--max-children"),
     (["--tasks", "0-4/5", "--leaf-warm-start", "parent"], "--leaf-warm-start"),
+    (["--tasks", "0-4/5", "--head-fit", "lbfgs"], "--head-fit"),
 ])
 def test_bad_streams_leave_nothing_stored(args, words, in_tmp, capsys):
     model = exported_model(in_tmp / "model", [str(d) for d in range(10)])
