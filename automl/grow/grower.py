@@ -4,10 +4,10 @@ Task 1 uses the given root model when it was trained on exactly the first task's
 otherwise trains its architecture on them (starting from its weights, with a fresh output
 layer); each class is a leaf of the root. Every later task: the likelihood matrix of the new
 classes (:func:`automl.grow.nodes.likelihood`), their placement (:mod:`automl.grow.placement`),
-then only what changed is trained - the root's output layer (in closed form by default), each branch that received
-classes (fine-tuned with an enlarged output layer) and each new branch (a short search,
-:mod:`automl.grow.leafsearch`, its candidates warm-started from the root or from the largest
-sibling branch). The rest of the tree is untouched.
+then only what changed is trained - the root's output layer (in closed form by default), each
+branch that received classes (fine-tuned with an enlarged output layer) and each new branch (a
+short search, :mod:`automl.grow.leafsearch`, its candidates warm-started from the root or from
+the largest sibling branch). The rest of the tree is untouched.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class GrowSettings:
     max_children: int = placement.MAX_CHILDREN
     root_epochs: float = 2.0  # the root on task 1, when it was not trained on exactly those classes
     epochs: float = 1.0  # a branch that receives classes (fine-tuned)
-    head_fit: str = "ridge"  # the root's output layer, on features computed once: "ridge" (closed form) or "sgd"
+    head_fit: str = "ridge"  # the root's output layer on cached features: "ridge" (closed form) or "sgd"
     head_epochs: float = 3.0  # "sgd": its epochs
     head_lr: float = 0.3  # "sgd": a linear layer on fixed features takes larger steps (README: bench grow)
     leaf_budget: int = 4  # candidates of a new branch's search
@@ -227,7 +227,7 @@ class Grower:
         root, seed = self.models[ROOT], self.settings.seed + number
         features = self.features.of(root, sorted(mapping))
         if self.settings.head_fit == "ridge":
-            done = nodes.fit_output_layer(root, data, placed.sources, seed, self.device, features=features)
+            done = nodes.fit_output_layer(root, data, placed.sources, self.device, features=features)
         else:
             config = self.settings.config(self.settings.head_epochs, self.settings.head_lr)
             done = nodes.train_output_layer(root, data, placed.sources, config, seed, self.device, features=features)

@@ -148,29 +148,25 @@ def train_output_layer(root: nn.Module, data: Dataset, sources: Sequence[int | N
 
 
 RIDGE = 1.0  # L2 penalty of the closed-form output layer, on standardised features
+MAX_TEMPERATURE = 100.0  # ridge logits span about 1: beyond this factor the softmax is a hard vote anyway
 HEAD_FITS = ("ridge", "sgd")  # how the root's output layer is retrained (README: automl grow)
 
 
 @torch.no_grad()
-def fit_output_layer(root: nn.Module, data: Dataset, sources: Sequence[int | None], seed: int,
-                     device: torch.device, *, features: torch.Tensor) -> Trained:
-    """Retrain only the root's output layer (enlarged to ``sources``) in closed form: ridge
-    regression of the one-hot outputs on the standardised ``features`` (one pass over them),
-    then one temperature that calibrates its softmax on the same samples (the next task's
-    likelihood matrix reads it). A few SGD epochs stop short of the layer's optimum on fixed
-    features; this reaches it (measured: README, ``automl bench grow``)."""
+def fit_output_layer(root: nn.Module, data: Dataset, sources: Sequence[int | None], device: torch.device, *,
+                     features: torch.Tensor) -> Trained:
+    """Retrain only the root's output layer (enlarged to ``sources``; every weight is refitted)
+    in closed form: ridge regression of the one-hot outputs on the ``features``, one pass over
+    them, then one temperature fitted to the samples' leave-one-out logits, so the softmax the
+    next task's likelihood matrix reads is not as confident as on samples the fit has seen. A
+    few SGD epochs stop short of the layer's optimum on fixed features; this reaches it
+    (measured: README, ``automl bench grow``)."""
     started = time.perf_counter()
-    root = enlarge_output(root.to(device), sources, seed)
+    root = enlarge_output(root.to(device), sources)
     _, _, layer = output_layer(root)
     x, y = features.to(torch.float64), data.train.y.to(features.device)
-    mean, scale = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)  # a dead feature stays at weight 0
-    z = torch.cat([(x - mean) / scale, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
-    penalty = RIDGE * torch.eye(z.shape[1], dtype=x.dtype, device=x.device)
-    penalty[-1, -1] = 0.0  # the bias is not penalised
-    solution = torch.linalg.solve(z.T @ z + penalty, z.T @ F.one_hot(y, len(sources)).to(x.dtype))
-    weight = (solution[:-1] / scale[:, None]).T
-    bias = solution[-1] - (mean / scale) @ solution[:-1]
-    temperature, steps = calibrate_temperature(x @ weight.T + bias, y)
+    weight, bias, held_out = ridge_fit(x, F.one_hot(y, len(sources)).to(x.dtype))
+    temperature, steps = calibrate_temperature(held_out, y)
     layer.weight.copy_((weight * temperature).to(layer.weight.dtype))
     layer.bias.copy_((bias * temperature).to(layer.bias.dtype))
     seconds = time.perf_counter() - started
@@ -179,20 +175,42 @@ def fit_output_layer(root: nn.Module, data: Dataset, sources: Sequence[int | Non
     return Trained(root, accuracy, seconds, len(y), sum(p.numel() for p in layer.parameters()) + steps)
 
 
+def ridge_fit(x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ridge regression of ``targets`` on ``x``, each feature standardised (the bias is not
+    penalised): the weight and bias on raw ``x``, and each sample's leave-one-out prediction
+    (exact for ridge: the residual over one minus the sample's leverage). A feature that barely
+    varies (dead, or active in a few samples) is scaled as if it varied a tenth as much as the
+    typical one, so it cannot take a large raw weight."""
+    spread = x.std(dim=0)
+    floor = max(0.1 * float(spread.median()), 1e-6 * float(spread.max()), 1e-12)
+    mean, scale = x.mean(dim=0), spread.clamp_min(floor)
+    z = torch.cat([(x - mean) / scale, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
+    penalty = RIDGE * torch.eye(z.shape[1], dtype=x.dtype, device=x.device)
+    penalty[-1, -1] = 0.0
+    gram = z.T @ z + penalty
+    solution = torch.linalg.solve(gram, z.T @ targets)
+    leverage = (z * torch.linalg.solve(gram, z.T).T).sum(dim=1, keepdim=True)
+    held_out = targets + (z @ solution - targets) / (1 - leverage).clamp_min(1e-6)
+    weight = (solution[:-1] / scale[:, None]).T
+    return weight, solution[-1] - (mean / scale) @ solution[:-1], held_out
+
+
 def calibrate_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 20) -> tuple[float, int]:
     """The factor ``t`` minimising the cross-entropy of ``softmax(t * logits)`` (convex in ``t``:
-    Newton's method); returns it and the steps taken."""
+    Newton's method, each step at most 4x up or down), at most ``MAX_TEMPERATURE`` (separable
+    logits have no finite optimum); returns it and the steps taken."""
     t = 1.0
     for step in range(1, steps + 1):
         p = torch.softmax(t * logits, dim=1)
         expected = (p * logits).sum(dim=1)
         gradient = float((expected - logits.gather(1, labels[:, None]).squeeze(1)).mean())
         curvature = float(((p * logits ** 2).sum(dim=1) - expected ** 2).mean())
-        if curvature <= 1e-12:
+        if abs(gradient) < 1e-6 or curvature <= 1e-12:
             return t, step
-        t = max(t - gradient / curvature, t / 4)  # never past a quarter of the current factor
-        if abs(gradient) < 1e-6:
-            return t, step
+        new = min(max(t - gradient / curvature, t / 4), 4 * t, MAX_TEMPERATURE)
+        if abs(new - t) <= 1e-6 * t:
+            return new, step
+        t = new
     return t, steps
 
 

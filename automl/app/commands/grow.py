@@ -22,8 +22,8 @@ ALPHA2_HELP = "Else merge (or join) the two most likely outputs when the second 
 
 
 def _settings(alpha1: float, alpha2: float, max_children: int, root_epochs: float, epochs: float,
-              head_epochs: float, leaf_budget: int, leaf_epochs: float, leaf_max_flops: Optional[str], seed: int,
-              leaf_warm_start: str, head_fit: str):
+              head_epochs: Optional[float], leaf_budget: int, leaf_epochs: float, leaf_max_flops: Optional[str],
+              seed: int, leaf_warm_start: str, head_fit: str):
     from automl.app.config import parse_amount
     from automl.grow.grower import GrowSettings, check_head_fit, check_warm_start
     from automl.grow.placement import check_thresholds
@@ -31,17 +31,20 @@ def _settings(alpha1: float, alpha2: float, max_children: int, root_epochs: floa
     check_thresholds(alpha1, alpha2, max_children)
     if leaf_budget < 1:
         raise AutomlError(f"--leaf-budget must be at least 1 candidate, got {leaf_budget}")
+    check_head_fit(head_fit)
+    if head_epochs is not None and head_fit != "sgd":
+        raise AutomlError("--head-epochs sets the epochs of --head-fit sgd; the closed form (ridge) has none")
+    head_epochs = 3.0 if head_epochs is None else head_epochs
     for name, value in (("--root-epochs", root_epochs), ("--epochs", epochs), ("--head-epochs", head_epochs),
                         ("--leaf-epochs", leaf_epochs)):
         if not value > 0:
             raise AutomlError(f"{name} must be a positive number, got {value}")
     check_warm_start(leaf_warm_start)
-    check_head_fit(head_fit)
     limit = parse_amount(leaf_max_flops, "--leaf-max-flops") if leaf_max_flops is not None else None
     return GrowSettings(alpha1=alpha1, alpha2=alpha2, max_children=max_children, root_epochs=root_epochs,
-                        epochs=epochs, head_fit=head_fit, head_epochs=head_epochs, leaf_budget=leaf_budget, leaf_epochs=leaf_epochs,
-                        leaf_warm_epochs=leaf_epochs / 2, leaf_warm_start=leaf_warm_start, leaf_max_flops=limit,
-                        seed=seed)
+                        epochs=epochs, head_fit=head_fit, head_epochs=head_epochs, leaf_budget=leaf_budget,
+                        leaf_epochs=leaf_epochs, leaf_warm_epochs=leaf_epochs / 2, leaf_warm_start=leaf_warm_start,
+                        leaf_max_flops=limit, seed=seed)
 
 
 def _root(from_dir: Optional[Path], study: Optional[str], storage: Optional[str], trial: Optional[int]):
@@ -77,7 +80,8 @@ def grow(
                                       "model was not trained on exactly those classes)."),
     epochs: float = typer.Option(1.0, help="Epochs to fine-tune each branch that receives classes."),
     head_fit: str = typer.Option("ridge", help=HEAD_FIT_HELP),
-    head_epochs: float = typer.Option(3.0, help="With --head-fit sgd: epochs of the root's output layer."),
+    head_epochs: Optional[float] = typer.Option(None, help="With --head-fit sgd: epochs of the root's output "
+                                                "layer. (default: 3)"),
     leaf_budget: int = typer.Option(4, help="Candidates of each new branch's architecture search."),
     leaf_epochs: float = typer.Option(2.0, help="Epochs of a search candidate (warm-started ones: half)."),
     leaf_max_flops: Optional[str] = typer.Option(None, help="FLOPs limit of a new branch (its candidates are "
@@ -128,7 +132,8 @@ def bench_grow(
     epochs: float = typer.Option(1.0, help="Fine-tuning epochs of the finetune methods, each task."),
     scratch_epochs: float = typer.Option(3.0, help="Epochs of training from scratch, each task."),
     head_fit: str = typer.Option("ridge", help="Tree: " + HEAD_FIT_HELP),
-    head_epochs: float = typer.Option(3.0, help="Tree, with --head-fit sgd: epochs of the root's output layer."),
+    head_epochs: Optional[float] = typer.Option(None, help="Tree, with --head-fit sgd: epochs of the root's "
+                                                "output layer. (default: 3)"),
     leaf_budget: int = typer.Option(2, help="Tree: candidates of a new branch's search."),
     leaf_epochs: float = typer.Option(2.0, help="Tree: epochs of a search candidate."),
     leaf_warm_start: str = typer.Option("root", help="Tree: " + WARM_START_HELP),

@@ -15,7 +15,7 @@ from tests.conftest import untrained_root
 
 def run_bench(data, tasks, epochs: float):
     source = untrained_root(data)
-    settings = GrowSettings(root_epochs=2 * epochs, epochs=epochs, head_epochs=epochs, leaf_budget=2,
+    settings = GrowSettings(root_epochs=2 * epochs, epochs=epochs, leaf_budget=2,
                             leaf_epochs=epochs, leaf_warm_epochs=epochs / 2)
     return bench_grow(tasks, data, source, settings, epochs, 2 * epochs, torch.device("cpu"))
 

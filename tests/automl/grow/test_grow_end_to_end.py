@@ -11,7 +11,7 @@ import torch
 
 import cli
 from tests.conftest import GROW_ROOT as ROOT
-TINY = ["--root-epochs", "0.5", "--epochs", "0.5", "--head-epochs", "1", "--leaf-budget", "2",
+TINY = ["--root-epochs", "0.5", "--epochs", "0.5", "--leaf-budget", "2",
         "--leaf-epochs", "0.5", "--device", "cpu"]
 
 
@@ -171,6 +171,7 @@ def test_a_damaged_tree_file_is_one_line_and_exit_2(grown, monkeypatch, capsys, 
     (["--tasks", "0-4/5", "--max-children", "1"], "--max-children"),
     (["--tasks", "0-4/5", "--leaf-warm-start", "parent"], "--leaf-warm-start"),
     (["--tasks", "0-4/5", "--head-fit", "lbfgs"], "--head-fit"),
+    (["--tasks", "0-4/5", "--head-epochs", "2"], "--head-fit sgd"),
 ])
 def test_bad_streams_leave_nothing_stored(args, words, in_tmp, capsys):
     model = exported_model(in_tmp / "model", [str(d) for d in range(10)])

@@ -3,8 +3,7 @@ by the likelihood matrix and every later output layer, and that output layer's c
 
 from __future__ import annotations
 
-import copy
-
+import numpy as np
 import torch
 
 import search_spaces
@@ -65,27 +64,58 @@ def test_the_temperature_found_is_the_one_the_labels_were_drawn_with():
     assert abs(temperature - 2.5) < 0.1 and steps < 20
 
 
-def test_the_closed_form_output_layer_separates_the_classes_better_than_a_few_sgd_epochs(small_mnist):
-    """On the same frozen features (an untrained root's: weak ones) the closed form fits the
-    training samples at least as well as three SGD epochs, and costs one weight update per
-    weight and sample (plus the temperature's per step)."""
-    from automl.train.loop import TrainConfig
+def test_a_separable_problem_ends_at_a_finite_temperature():
+    labels = torch.arange(300) % 3
+    logits = torch.nn.functional.one_hot(labels, 3).to(torch.float64)  # every sample right, by a margin of 1
+    temperature, steps = nodes.calibrate_temperature(logits, labels)
+    # no finite optimum: it stops where the gradient vanishes (softmax a hard vote), within the limit
+    assert 10 <= temperature <= nodes.MAX_TEMPERATURE and steps < 20
 
-    root = _root(small_mnist)
-    classes = small_mnist.train.y.unique().tolist()
-    features = nodes.FeatureCache(small_mnist.train, torch.device("cpu")).of(root, classes)
-    sources = list(range(small_mnist.num_classes))
-    fitted = nodes.fit_output_layer(copy.deepcopy(root), small_mnist, sources, 0, torch.device("cpu"),
-                                    features=features)
-    trained = nodes.train_output_layer(copy.deepcopy(root), small_mnist, sources, TrainConfig(epochs=3, lr=0.3), 0,
-                                       torch.device("cpu"), features=features)
 
-    def fit_accuracy(model):
-        layer = nodes.output_layer(model)[2]
-        with torch.no_grad():
-            return float((layer(features).argmax(dim=1) == small_mnist.train.y).float().mean())
+def _features_of_varied_scale(data, dimensions: int = 16) -> torch.Tensor:
+    """Class means plus noise, each feature shifted and scaled differently (as real features are)."""
+    generator = torch.Generator().manual_seed(0)
+    means = torch.randn(data.num_classes, dimensions, generator=generator)
+    noisy = means[data.train.y] + 1.5 * torch.randn(len(data.train), dimensions, generator=generator)
+    return noisy * torch.linspace(0.3, 3.0, dimensions) + torch.linspace(-5.0, 5.0, dimensions)
 
-    assert fit_accuracy(fitted.model) >= fit_accuracy(trained.model)
-    layer_weights = small_mnist.num_classes * (features.shape[1] + 1)
+
+def test_the_closed_form_layer_is_the_ridge_solution_in_raw_coordinates(small_mnist):
+    """The fitted layer, its temperature divided out, gives the logits of an independent ridge
+    solve on the standardised features; it costs one weight update per weight and sample (plus
+    the temperature's, one per step)."""
+    root = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 16), torch.nn.Linear(16, 2))
+    features = _features_of_varied_scale(small_mnist)
+    sources = [None] * small_mnist.num_classes
+    fitted = nodes.fit_output_layer(root, small_mnist, sources, torch.device("cpu"), features=features)
+    layer = nodes.output_layer(fitted.model)[2]
+    x = features.double()
+    z = torch.cat([(x - x.mean(0)) / x.std(0), torch.ones(len(x), 1, dtype=x.dtype)], dim=1).numpy()
+    penalty = nodes.RIDGE * np.eye(z.shape[1])
+    penalty[-1, -1] = 0.0
+    targets = np.eye(small_mnist.num_classes)[small_mnist.train.y.numpy()]
+    expected = z @ np.linalg.solve(z.T @ z + penalty, z.T @ targets)
+    with torch.no_grad():
+        logits = layer(features).double().numpy()
+    ratio = logits.std() / expected.std()  # the temperature folded into the weights
+    assert 0 < ratio <= nodes.MAX_TEMPERATURE
+    assert np.abs(logits / ratio - expected).max() < 1e-4 * np.abs(expected).max()
     assert fitted.samples == len(small_mnist.train)
-    assert layer_weights < fitted.weights_updated <= layer_weights + 20
+    weights = small_mnist.num_classes * (features.shape[1] + 1)
+    assert weights < fitted.weights_updated <= weights + 20
+
+
+def test_leave_one_out_predictions_are_those_of_a_fit_without_the_sample():
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 5, generator=generator, dtype=torch.float64) * torch.tensor([1.0, 2, 3, 4, 5])
+    targets = torch.nn.functional.one_hot(torch.randint(0, 3, (40,), generator=generator), 3).double()
+    _, _, held_out = nodes.ridge_fit(x, targets)
+    for i in (0, 17, 39):
+        keep = torch.arange(40) != i
+        # the standardisation is the full data's, as in the closed form: refit with it fixed
+        mean, scale = x.mean(0), x.std(0)
+        z = torch.cat([(x - mean) / scale, torch.ones(40, 1, dtype=x.dtype)], dim=1)
+        penalty = nodes.RIDGE * torch.eye(6, dtype=x.dtype)
+        penalty[-1, -1] = 0.0
+        solution = torch.linalg.solve(z[keep].T @ z[keep] + penalty, z[keep].T @ targets[keep])
+        assert torch.allclose(held_out[i], z[i] @ solution, atol=1e-8)
