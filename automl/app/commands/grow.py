@@ -130,6 +130,8 @@ def bench_grow(
     genome: Optional[str] = typer.Option(None, help="Mobile genome of the root. (default: a small one)"),
     root_epochs: float = typer.Option(3.0, help="Training of the root on task 1 (shared by every method)."),
     epochs: float = typer.Option(1.0, help="Fine-tuning epochs of the finetune methods, each task."),
+    branch_epochs: Optional[float] = typer.Option(None, help="Tree: epochs of a branch that receives classes. "
+                                                  "(default: --epochs)"),
     scratch_epochs: float = typer.Option(3.0, help="Epochs of training from scratch, each task."),
     head_fit: str = typer.Option("ridge", help="Tree: " + HEAD_FIT_HELP),
     head_epochs: Optional[float] = typer.Option(None, help="Tree, with --head-fit sgd: epochs of the root's "
@@ -153,8 +155,12 @@ def bench_grow(
     from automl.experiments.results import write_result
     from automl.grow.grower import RootSource
 
-    settings = _settings(0.1, 0.1, 5, root_epochs, epochs, head_epochs, leaf_budget, leaf_epochs, None, seed,
-                         leaf_warm_start, head_fit)
+    for name, value in (("--epochs", epochs), ("--branch-epochs", branch_epochs),
+                        ("--scratch-epochs", scratch_epochs)):
+        if value is not None and not value > 0:
+            raise AutomlError(f"{name} must be a positive number, got {value}")
+    settings = _settings(0.1, 0.1, 5, root_epochs, epochs if branch_epochs is None else branch_epochs, head_epochs,
+                         leaf_budget, leaf_epochs, None, seed, leaf_warm_start, head_fit)
     space = search_spaces.get("mobile")
     chosen = space.parse(genome or BENCH_ROOT)
     data = load_mnist5k()

@@ -55,3 +55,30 @@ def test_full_stream_of_the_embedded_data(mnist5k):
     tree = result["summary"]["tree"]
     assert tree["effort_vs_finetune_all"] < 1  # the tree updates fewer weights than fine-tuning all of them
     assert result["summary"]["finetune-new"]["worst_old_class_drop"] > 0.3  # forgetting
+
+
+def _bench_command(capsys, *args):
+    import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", "grow", "--device", "cpu", "--json", *args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.err
+
+
+def test_the_command_trains_branches_for_branch_epochs_and_baselines_for_epochs(monkeypatch, capsys):
+    import automl.experiments.grow as experiment
+
+    seen = {}
+
+    def fake(stream, data, source, settings, epochs, scratch_epochs, *rest):
+        seen.update(branch=settings.epochs, baseline=epochs)
+        return {"tasks": [], "summary": {}, "tree": {}}
+
+    monkeypatch.setattr(experiment, "bench_grow", fake)
+    assert _bench_command(capsys, "--epochs", "1", "--branch-epochs", "2")[0] in (0, None)
+    assert seen == {"branch": 2.0, "baseline": 1.0}
+    _bench_command(capsys, "--epochs", "1.5")
+    assert seen == {"branch": 1.5, "baseline": 1.5}  # branches follow --epochs unless told otherwise
+    code, err = _bench_command(capsys, "--branch-epochs", "0")
+    assert code == 2 and "--branch-epochs" in err and err.count("\n") == 1
