@@ -34,17 +34,22 @@ def _settings(alpha1: float, alpha2: float, max_children: int, root_epochs: floa
     check_head_fit(head_fit)
     if head_epochs is not None and head_fit != "sgd":
         raise AutomlError("--head-epochs sets the epochs of --head-fit sgd; the closed form (ridge) has none")
-    head_epochs = 3.0 if head_epochs is None else head_epochs
-    for name, value in (("--root-epochs", root_epochs), ("--epochs", epochs), ("--head-epochs", head_epochs),
-                        ("--leaf-epochs", leaf_epochs)):
-        if not value > 0:
-            raise AutomlError(f"{name} must be a positive number, got {value}")
+    _check_positive(("--root-epochs", root_epochs), ("--epochs", epochs), ("--head-epochs", head_epochs),
+                    ("--leaf-epochs", leaf_epochs))
     check_warm_start(leaf_warm_start)
     limit = parse_amount(leaf_max_flops, "--leaf-max-flops") if leaf_max_flops is not None else None
     return GrowSettings(alpha1=alpha1, alpha2=alpha2, max_children=max_children, root_epochs=root_epochs,
-                        epochs=epochs, head_fit=head_fit, head_epochs=head_epochs, leaf_budget=leaf_budget,
-                        leaf_epochs=leaf_epochs, leaf_warm_epochs=leaf_epochs / 2, leaf_warm_start=leaf_warm_start,
-                        leaf_max_flops=limit, seed=seed)
+                        epochs=epochs, head_fit=head_fit,
+                        head_epochs=GrowSettings.head_epochs if head_epochs is None else head_epochs,
+                        leaf_budget=leaf_budget, leaf_epochs=leaf_epochs, leaf_warm_epochs=leaf_epochs / 2,
+                        leaf_warm_start=leaf_warm_start, leaf_max_flops=limit, seed=seed)
+
+
+def _check_positive(*named: tuple[str, Optional[float]]) -> None:
+    """Each option given (None: left at its default) must be a positive number."""
+    for name, value in named:
+        if value is not None and not value > 0:
+            raise AutomlError(f"{name} must be a positive number, got {value}")
 
 
 def _root(from_dir: Optional[Path], study: Optional[str], storage: Optional[str], trial: Optional[int]):
@@ -155,10 +160,7 @@ def bench_grow(
     from automl.experiments.results import write_result
     from automl.grow.grower import RootSource
 
-    for name, value in (("--epochs", epochs), ("--branch-epochs", branch_epochs),
-                        ("--scratch-epochs", scratch_epochs)):
-        if value is not None and not value > 0:
-            raise AutomlError(f"{name} must be a positive number, got {value}")
+    _check_positive(("--epochs", epochs), ("--branch-epochs", branch_epochs), ("--scratch-epochs", scratch_epochs))
     settings = _settings(0.1, 0.1, 5, root_epochs, epochs if branch_epochs is None else branch_epochs, head_epochs,
                          leaf_budget, leaf_epochs, None, seed, leaf_warm_start, head_fit)
     space = search_spaces.get("mobile")
